@@ -1,0 +1,67 @@
+"""Small helpers shared by the streaming modules: durations, times, callable arity.
+
+Durations come from users in seconds (``int``/``float``, as in PySpark) and are
+kept internally as integer milliseconds.  Batch times are integer milliseconds;
+user functions see them as ``datetime`` (``datetime.fromtimestamp(ms / 1000)``,
+exactly PySpark's conversion).
+"""
+
+from __future__ import annotations
+
+import inspect
+from datetime import datetime
+from typing import Any, Callable
+
+__all__ = ["to_ms", "fmt_ms", "to_datetime", "positional_arity", "time_arg_to_ms"]
+
+
+def to_ms(seconds: float | int, what: str = "duration") -> int:
+    """Convert a duration in seconds to whole milliseconds, validating it.
+
+    Raises:
+        TypeError: ``seconds`` is not a number.
+        ValueError: ``seconds`` is not positive.
+    """
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError(f"{what} must be a number of seconds (int or float), "
+                        f"got {seconds!r} of type {type(seconds).__name__}")
+    ms = int(round(seconds * 1000))
+    if ms <= 0:
+        raise ValueError(f"{what} must be a positive number of seconds, got {seconds!r}")
+    return ms
+
+
+def fmt_ms(ms: int) -> str:
+    """Render milliseconds the way users wrote them: ``2000`` -> ``"2s"``, ``250`` -> ``"0.25s"``."""
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms / 1000:g}s"
+
+
+def to_datetime(ms: int) -> datetime:
+    """Convert a batch time in ms to the ``datetime`` PySpark hands user functions."""
+    return datetime.fromtimestamp(ms / 1000.0)
+
+
+def time_arg_to_ms(t: datetime | float | int) -> int:
+    """Convert a user-given time (``datetime`` or seconds since the epoch) to ms."""
+    if isinstance(t, datetime):
+        return int(round(t.timestamp() * 1000))
+    return int(round(t * 1000))
+
+
+def positional_arity(func: Callable[..., Any]) -> int:
+    """Return how many positional arguments ``func`` accepts (``-1`` for ``*args``).
+
+    PySpark looks at ``func.__code__.co_argcount``; this also handles bound methods,
+    ``functools.partial`` objects and callable instances.
+    """
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    n = 0
+    for p in params:
+        if p.kind is p.VAR_POSITIONAL:
+            return -1
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            n += 1
+    return n

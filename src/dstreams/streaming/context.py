@@ -1,0 +1,335 @@
+"""StreamingContext: the entry point of a streaming program (PySpark's API).
+
+It owns one streaming application's pieces and their lifecycle
+(INITIALIZED -> ACTIVE -> STOPPED): the :class:`~dstreams.streaming.graph.DStreamGraph`,
+the injected clock, the job generator and scheduler (``jobs.py``), the receiver
+tracker (``receiver.py``), the listener bus and the waiter that carries
+asynchronous errors to ``awaitTermination``.  It creates input streams and
+delegates everything else.
+
+The clock is the system clock unless a ``clock`` is passed (tests pass a
+:class:`~dstreams.streaming.clock.ManualClock`) or the conf key
+``dstreams.streaming.clock`` is ``"manual"``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable, ClassVar
+
+from dstreams.streaming._util import to_ms
+from dstreams.streaming.clock import Clock, ManualClock, SystemClock
+from dstreams.streaming.dstream import DStream
+from dstreams.streaming.graph import DStreamGraph
+from dstreams.streaming.jobs import ContextWaiter, JobGenerator, JobScheduler
+from dstreams.streaming.listener import ListenerBus, StreamingListenerStreamingStarted
+from dstreams.streaming.receiver import ReceiverTracker
+
+__all__ = ["StreamingContext"]
+
+_log = logging.getLogger(__name__)
+
+INITIALIZED, ACTIVE, STOPPED = "INITIALIZED", "ACTIVE", "STOPPED"
+
+_DEFAULTS: dict[str, str] = {
+    "dstreams.streaming.blockInterval": "200ms",
+    "dstreams.streaming.receiverRestartDelay": "2000ms",
+    "dstreams.streaming.checkpointInterval": "10s",
+    "dstreams.streaming.gracefulStopTimeout": "",
+    "dstreams.streaming.unpersist": "true",
+    "dstreams.streaming.clock": "system",
+}
+
+
+def _parse_ms(value: Any, key: str) -> int:
+    """Parse ``200``, ``"200ms"``, ``"2s"`` or ``"1min"`` to milliseconds."""
+    if isinstance(value, (int, float)):
+        return int(value)
+    text = str(value).strip().lower()
+    for suffix, scale in (("ms", 1), ("min", 60000), ("s", 1000)):
+        if text.endswith(suffix):
+            return int(float(text[: -len(suffix)]) * scale)
+    try:
+        return int(float(text))
+    except ValueError:
+        raise ValueError(f"config {key}={value!r} is not a duration; use e.g. '200ms' or '2s'") from None
+
+
+class StreamingContext:
+    """Main entry point for streaming: cuts time into batches and runs the DStream graph.
+
+    Args:
+        sparkContext: The batch :class:`dstreams.Context` that runs each batch's jobs.
+        batchDuration: The batch interval, in seconds.
+        jssc: Accepted for PySpark compatibility; must be None.
+        clock: Optional clock (e.g. a ``ManualClock`` in tests).
+
+    Example:
+        >>> ssc = StreamingContext(sc, 1)  # doctest: +SKIP
+        >>> ssc.socketTextStream("localhost", 9999).pprint()  # doctest: +SKIP
+        >>> ssc.start(); ssc.awaitTermination()  # doctest: +SKIP
+    """
+
+    _activeContext: ClassVar[StreamingContext | None] = None
+    _class_lock: ClassVar[threading.RLock] = threading.RLock()
+
+    def __init__(self, sparkContext: Any, batchDuration: float | None = None, jssc: Any = None,
+                 *, clock: Clock | None = None) -> None:
+        if jssc is not None:
+            raise ValueError("jssc is a PySpark/JVM detail and is not supported; pass "
+                             "StreamingContext(sparkContext, batchDuration)")
+        if batchDuration is None:
+            raise ValueError("batchDuration is required: StreamingContext(sc, batchDuration) "
+                             "with the batch interval in seconds")
+        self._sc = sparkContext
+        self._batch_ms = to_ms(batchDuration, "batchDuration")
+        self._clock: Clock = clock if clock is not None else self._conf_clock()
+        self._state = INITIALIZED
+        self._checkpoint_dir: str | None = None
+        self._graph = DStreamGraph(self._batch_ms)
+        self._bus = ListenerBus()
+        self._waiter = ContextWaiter()
+        self._receiver_tracker = ReceiverTracker(
+            self._clock, self._bus, self._conf_ms("dstreams.streaming.blockInterval"),
+            self._conf_ms("dstreams.streaming.receiverRestartDelay"))
+        self._scheduler = JobScheduler(self)
+        self._generator = JobGenerator(self)
+        self._start_ms: int | None = None
+
+    # ------------------------------------------------------------------ config
+
+    def _conf_get(self, key: str) -> str:
+        try:
+            value = self._sc.getConf().get(key, None)
+        except Exception:  # noqa: BLE001 - a bare Context without conf still works
+            value = None
+        return _DEFAULTS.get(key, "") if value is None else str(value)
+
+    def _conf_ms(self, key: str) -> int:
+        return _parse_ms(self._conf_get(key), key)
+
+    def _conf_int(self, key: str, default: int) -> int:
+        text = self._conf_get(key)
+        return _parse_ms(text, key) if text else default
+
+    def _conf_bool(self, key: str, default: bool) -> bool:
+        text = self._conf_get(key).strip().lower()
+        return default if not text else text in ("1", "true", "yes")
+
+    def _conf_clock(self) -> Clock:
+        kind = self._conf_get("dstreams.streaming.clock").strip().lower()
+        if kind == "manual":
+            return ManualClock()
+        if kind in ("", "system"):
+            return SystemClock()
+        raise ValueError(f"dstreams.streaming.clock={kind!r} is not a clock; use 'system' or 'manual'")
+
+    # ------------------------------------------------------------ constructors
+
+    @classmethod
+    def getOrCreate(cls, checkpointPath: str, setupFunc: Callable[[], StreamingContext]) -> StreamingContext:
+        """Create a context with ``setupFunc()`` and set its checkpoint directory.
+
+        Recovering a driver from checkpoint data comes in a later issue: for now
+        this always calls ``setupFunc`` (then ``checkpoint(checkpointPath)``, as
+        PySpark does when no checkpoint exists).
+        """
+        ssc = setupFunc()
+        ssc.checkpoint(checkpointPath)
+        return ssc
+
+    @classmethod
+    def getActive(cls) -> StreamingContext | None:
+        """Return the active (started, not stopped) StreamingContext, or None."""
+        with cls._class_lock:
+            return cls._activeContext
+
+    @classmethod
+    def getActiveOrCreate(cls, checkpointPath: str | None,
+                          setupFunc: Callable[[], StreamingContext]) -> StreamingContext:
+        """Return the active context, or create one (``getOrCreate`` or ``setupFunc()``)."""
+        if setupFunc is None:
+            raise ValueError("setupFunc cannot be None")
+        active = cls.getActive()
+        if active is not None:
+            return active
+        if checkpointPath is not None:
+            return cls.getOrCreate(checkpointPath, setupFunc)
+        return setupFunc()
+
+    @property
+    def sparkContext(self) -> Any:
+        """Return the batch Context this streaming context runs on."""
+        return self._sc
+
+    @property
+    def context(self) -> Any:
+        """Alias of :attr:`sparkContext`."""
+        return self._sc
+
+    @property
+    def clock(self) -> Clock:
+        """Return the clock that drives batch times."""
+        return self._clock
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def _check_can_add_stream(self) -> None:
+        if self._state == ACTIVE:
+            raise RuntimeError("Adding new inputs, transformations, and output operations after "
+                               "starting a context is not supported; build the whole graph "
+                               "before StreamingContext.start()")
+        if self._state == STOPPED:
+            raise RuntimeError("Adding new inputs, transformations, and output operations after "
+                               "stopping a context is not supported; create a new StreamingContext")
+
+    def start(self) -> None:
+        """Start the execution of the streams (first batch at the next batch boundary)."""
+        with StreamingContext._class_lock:
+            if self._state == ACTIVE:
+                _log.warning("StreamingContext has already been started")
+                return
+            if self._state == STOPPED:
+                raise RuntimeError("StreamingContext has already been stopped; create a new one")
+            active = StreamingContext._activeContext
+            if active is not None and active is not self:
+                raise RuntimeError("Only one StreamingContext may be started in this process; "
+                                   "stop the active one first (StreamingContext.getActive().stop())")
+            first = self._generator.timer.start_time()
+            self._graph.start(first - self._batch_ms)
+            self._start_ms = first
+            self._scheduler.start()
+            receivers = [getattr(s, "receiver") for s in self._graph.inputs if hasattr(s, "receiver")]
+            self._receiver_tracker.start(receivers)
+            self._generator.start(first)
+            self._state = ACTIVE
+            StreamingContext._activeContext = self
+        self._bus.post(StreamingListenerStreamingStarted(self._clock.getTimeMillis()))
+
+    def awaitTermination(self, timeout: float | None = None) -> None:
+        """Wait until the context stops (or ``timeout`` seconds); raise a failed batch's error."""
+        self._waiter.wait_for_stop_or_error(timeout)
+
+    def awaitTerminationOrTimeout(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds; return True if stopped; raise a failed batch's error."""
+        return self._waiter.wait_for_stop_or_error(timeout)
+
+    def stop(self, stopSparkContext: bool = True, stopGraceFully: bool = False) -> None:
+        """Stop the streams (and the Context unless ``stopSparkContext=False``).
+
+        With ``stopGraceFully`` the receivers stop first and the batches already
+        received or queued are processed before stopping (bounded by
+        ``dstreams.streaming.gracefulStopTimeout``, default 10 batch intervals).
+        """
+        with StreamingContext._class_lock:
+            state, self._state = self._state, STOPPED
+            if StreamingContext._activeContext is self:
+                StreamingContext._activeContext = None
+        if state == ACTIVE:
+            self._stop_running(stopGraceFully)
+        self._waiter.notify_stop()
+        if stopSparkContext:
+            self._sc.stop()
+
+    def _stop_running(self, graceful: bool) -> None:
+        if graceful:
+            self._receiver_tracker.stop_receivers()
+            timeout_ms = self._conf_int("dstreams.streaming.gracefulStopTimeout",
+                                        10 * self._batch_ms)
+            self._wait_drained(timeout_ms / 1000.0)
+        self._generator.stop()
+        self._scheduler.stop(drop_pending=not graceful)
+        self._receiver_tracker.stop()
+        self._graph.stop()
+
+    def _wait_drained(self, timeout: float) -> None:
+        """Wait until received data is in batches and every queued batch ran.
+
+        With a ManualClock no new batch can come, so only queued batches count.
+        """
+        manual = isinstance(self._clock, ManualClock)
+        pause = threading.Event()
+        for _ in range(max(1, int(timeout / 0.02))):
+            blocks_done = manual or self._receiver_tracker.blocks.is_unallocated_empty()
+            if blocks_done and self._generator.is_idle() and self._scheduler.is_idle():
+                return
+            pause.wait(0.02)
+
+    def remember(self, duration: float) -> None:
+        """Keep every stream's RDDs for at least ``duration`` seconds (e.g. for ``slice``)."""
+        self._graph.remember(to_ms(duration, "remember duration"))
+
+    def checkpoint(self, directory: str) -> None:
+        """Set the directory where state RDDs are checkpointed (fsspec URL or path)."""
+        self._sc.setCheckpointDir(directory)
+        self._checkpoint_dir = directory
+
+    # ------------------------------------------------------------------- inputs
+
+    def socketTextStream(self, hostname: str, port: int, storageLevel: Any = None) -> DStream[str]:
+        """Receive UTF-8 text lines from a TCP server at ``hostname:port``."""
+        from dstreams.streaming.operators.input import ReceiverInputDStream
+        from dstreams.streaming.sources import SocketReceiver
+
+        return ReceiverInputDStream(self, SocketReceiver(hostname, port, storageLevel))
+
+    def receiverStream(self, receiver: Any) -> DStream[Any]:
+        """Return a stream fed by a custom :class:`~dstreams.streaming.receiver.Receiver`."""
+        from dstreams.streaming.operators.input import ReceiverInputDStream
+
+        return ReceiverInputDStream(self, receiver)
+
+    def textFileStream(self, directory: str) -> DStream[str]:
+        """Stream the lines of new files appearing in ``directory`` (not those present at start)."""
+        from dstreams.streaming.operators.input import FileInputDStream
+
+        return FileInputDStream(self, directory)
+
+    def binaryRecordsStream(self, directory: str, recordLength: int) -> DStream[bytes]:
+        """Stream the fixed-length ``recordLength``-byte records of new files in ``directory``."""
+        from dstreams.streaming.operators.input import FileInputDStream
+
+        if not isinstance(recordLength, int) or recordLength <= 0:
+            raise ValueError(f"recordLength must be a positive int, got {recordLength!r}")
+        return FileInputDStream(self, directory, recordLength)
+
+    def queueStream(self, rdds: list[Any], oneAtATime: bool = True, default: Any = None) -> DStream[Any]:
+        """Stream a queue of RDDs (or lists): one per batch, or all at once.
+
+        When the queue is empty each batch gets ``default`` (an RDD or list), or an
+        empty one-partition RDD.
+        """
+        from dstreams.streaming.operators.input import QueueInputDStream
+
+        def as_rdd(x: Any) -> Any:
+            return x if hasattr(x, "mapPartitions") else self._sc.parallelize(x)
+
+        rdd_list = [as_rdd(r) for r in rdds]
+        default_rdd = as_rdd(default) if default is not None else None
+        return QueueInputDStream(self, rdd_list, oneAtATime, default_rdd)
+
+    # ---------------------------------------------------------------- combining
+
+    def transform(self, dstreams: list[DStream[Any]], transformFunc: Callable[[list[Any]], Any]) -> DStream[Any]:
+        """Return a stream whose RDD is ``transformFunc([rdd of each stream])``."""
+        from dstreams.streaming.operators.mapped import MultiTransformedDStream
+
+        return MultiTransformedDStream(list(dstreams), transformFunc)
+
+    def union(self, *dstreams: DStream[Any]) -> DStream[Any]:
+        """Union several streams of the same slide duration."""
+        from dstreams.streaming.operators.mapped import UnionDStream
+
+        if not dstreams:
+            raise ValueError("should have at least one DStream to union")
+        if len(dstreams) == 1:
+            return dstreams[0]
+        return UnionDStream(list(dstreams))
+
+    def addStreamingListener(self, streamingListener: Any) -> None:
+        """Register a :class:`~dstreams.streaming.listener.StreamingListener`."""
+        self._bus.addListener(streamingListener)
+
+    def __repr__(self) -> str:
+        return f"<StreamingContext batch={self._batch_ms}ms state={self._state}>"

@@ -1,0 +1,573 @@
+"""DStream: the base class of every stream, and PySpark's complete DStream API.
+
+A DStream describes a sequence of RDDs, one per slide interval.  This module owns:
+
+* the base contract every operator implements (``_slide_ms``, ``_dependencies``,
+  ``_compute(time)``), and the shared machinery around it: ``_get_or_compute``
+  (memoises one RDD per valid time, persists and marks checkpoints), ``_slice``,
+  ``_initialize`` / ``_remember`` (zero time, remember durations, default
+  checkpoint interval) and ``_clear_metadata`` (forgets old RDDs);
+* the public operator surface, a line or two per method, built from a few
+  primitives in ``operators/``: ``transform`` (``TransformedDStream``),
+  ``transformWith``, windows (``WindowedDStream``, ``ReducedWindowedDStream``),
+  state (``StateDStream``) and outputs (``ForEachDStream``).
+
+It follows PySpark's ``python/pyspark/streaming/dstream.py`` (method names,
+signatures, defaults and composition) and Spark's ``DStream.scala`` (time
+validity, slicing, remembering, checkpoint interval).
+
+Threading: DStreams are built on the user's thread before ``start()``.  After
+start, ``_get_or_compute`` and ``_clear_metadata`` run on the job generator's
+thread, and ``slice`` may run on a user thread; all of them hold the graph's lock.
+
+Times and durations are integer milliseconds inside; users pass seconds.
+"""
+
+from __future__ import annotations
+
+import operator
+from itertools import chain
+from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, Iterator, TypeVar
+
+from dstreams.streaming._util import fmt_ms, positional_arity, time_arg_to_ms, to_ms
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from dstreams.streaming.context import StreamingContext
+
+__all__ = ["DStream"]
+
+T = TypeVar("T")  # element type of this stream
+U = TypeVar("U")  # element type of a derived stream
+K = TypeVar("K")  # key type of a pair stream
+V = TypeVar("V")  # value type of a pair stream
+
+
+class DStream(Generic[T]):
+    """A discretized stream: a sequence of RDDs of ``T``, one per slide interval.
+
+    Subclasses implement ``_slide_ms`` (property), ``_dependencies`` (property)
+    and ``_compute(time_ms) -> RDD | None``.  They may set ``_must_checkpoint``
+    (state that must be checkpointed periodically) and override
+    ``_parent_remember_ms`` (how long parents must keep their RDDs).
+
+    Example:
+        >>> ssc.queueStream([[1, 2], [3]]).map(lambda x: x * 10).pprint()  # doctest: +SKIP
+    """
+
+    _must_checkpoint = False
+
+    def __init__(self, ssc: StreamingContext) -> None:
+        ssc._check_can_add_stream()
+        self._ssc = ssc
+        self._sc = ssc._sc
+        self._zero_ms: int | None = None
+        self._remember_ms: int | None = None
+        self._checkpoint_ms: int | None = None
+        self._storage_level: Any = None
+        self._generated: dict[int, Any] = {}
+        self.is_cached = False
+        self.is_checkpointed = False
+
+    # ------------------------------------------------------------------ contract
+
+    @property
+    def _slide_ms(self) -> int:
+        """The interval (ms) at which this stream generates an RDD."""
+        raise NotImplementedError
+
+    @property
+    def _dependencies(self) -> list[DStream[Any]]:
+        """The streams this stream's RDDs are computed from."""
+        raise NotImplementedError
+
+    def _compute(self, time_ms: int) -> Any:
+        """Return the RDD for ``time_ms`` (a valid time), or None for no RDD."""
+        raise NotImplementedError
+
+    @property
+    def _parent_remember_ms(self) -> int:
+        """How long (ms) the parents must remember their RDDs."""
+        assert self._remember_ms is not None
+        return self._remember_ms
+
+    @property
+    def _slideDuration(self) -> float:
+        """The slide duration in seconds (PySpark's attribute)."""
+        return self._slide_ms / 1000.0
+
+    # ------------------------------------------------------------ engine support
+
+    def _initialize(self, zero_ms: int) -> None:
+        """Set the zero time, default checkpoint interval and remember duration (Spark's rules)."""
+        if self._zero_ms is not None and self._zero_ms != zero_ms:
+            raise ValueError(f"{self!r} was initialized with zero time {self._zero_ms} ms "
+                             f"and cannot be re-initialized with {zero_ms} ms")
+        self._zero_ms = zero_ms
+        slide = self._slide_ms
+        if self._must_checkpoint and self._checkpoint_ms is None:
+            interval = self._ssc._conf_int("dstreams.streaming.checkpointInterval", 10000)
+            self._checkpoint_ms = slide * max(1, -(-interval // slide))
+        min_remember = slide
+        if self._checkpoint_ms is not None and min_remember <= self._checkpoint_ms:
+            min_remember = self._checkpoint_ms * 2
+        if self._remember_ms is None or self._remember_ms < min_remember:
+            self._remember_ms = min_remember
+        for dep in self._dependencies:
+            dep._initialize(zero_ms)
+
+    def _remember(self, duration_ms: int | None) -> None:
+        """Keep generated RDDs for at least ``duration_ms``; propagate to parents."""
+        if duration_ms is not None and (self._remember_ms is None or duration_ms > self._remember_ms):
+            self._remember_ms = duration_ms
+        for dep in self._dependencies:
+            dep._remember(self._parent_remember_ms)
+
+    def _validate_at_start(self) -> None:
+        """Fail early if this stream needs a checkpoint directory and none is set."""
+        if self._checkpoint_ms is not None and not self._ssc._checkpoint_dir:
+            raise ValueError(
+                f"{type(self).__name__} (created by {self._op_name()}) checkpoints its RDDs every "
+                f"{fmt_ms(self._checkpoint_ms)}, but the checkpoint directory has not been set. "
+                "Please set it by StreamingContext.checkpoint(directory).")
+        for dep in self._dependencies:
+            dep._validate_at_start()
+
+    def _op_name(self) -> str:
+        return getattr(self, "_created_by", type(self).__name__)
+
+    def _is_time_valid(self, time_ms: int) -> bool:
+        if self._zero_ms is None:
+            raise RuntimeError(f"{self!r} has not been initialized; start the StreamingContext first")
+        return time_ms > self._zero_ms and (time_ms - self._zero_ms) % self._slide_ms == 0
+
+    def _get_or_compute(self, time_ms: int) -> Any:
+        """Return this stream's RDD at ``time_ms``, computing and memoising it once."""
+        rdd = self._generated.get(time_ms)
+        if rdd is not None or time_ms in self._generated:
+            return rdd
+        if not self._is_time_valid(time_ms):
+            return None
+        rdd = self._compute(time_ms)
+        if rdd is not None:
+            if self._storage_level is not None:
+                rdd.persist(self._storage_level)
+            if self._checkpoint_ms is not None and (time_ms - self._zero_ms) % self._checkpoint_ms == 0:
+                rdd.checkpoint()
+                self._ssc._graph._mark_checkpointed(time_ms, rdd)
+            self._generated[time_ms] = rdd
+        return rdd
+
+    def _slice(self, from_ms: int, to_ms_: int) -> list[Any]:
+        """Return the RDDs at every valid time in ``[from_ms, to_ms_]`` (aligned down)."""
+        zero, slide = self._zero_ms, self._slide_ms
+        if zero is None:
+            raise RuntimeError(f"{self!r} has not been initialized; slice() needs a started context")
+        to_aligned = to_ms_ - (to_ms_ - zero) % slide
+        from_aligned = from_ms - (from_ms - zero) % slide
+        out = []
+        for t in range(from_aligned, to_aligned + 1, slide):
+            if t >= zero:
+                rdd = self._get_or_compute(t)
+                if rdd is not None:
+                    out.append(rdd)
+        return out
+
+    def _clear_metadata(self, time_ms: int) -> None:
+        """Forget (and unpersist) RDDs older than ``time_ms - remember``; recurse."""
+        assert self._remember_ms is not None
+        old = [t for t in self._generated if t <= time_ms - self._remember_ms]
+        unpersist = self._ssc._conf_bool("dstreams.streaming.unpersist", True)
+        for t in old:
+            rdd = self._generated.pop(t)
+            if unpersist and rdd is not None and self._storage_level is not None:
+                rdd.unpersist()
+        for dep in self._dependencies:
+            dep._clear_metadata(time_ms)
+
+    def _validate_window_param(self, window: float, slide: float | None) -> tuple[int, int | None]:
+        parent = self._slide_ms
+        window_ms = to_ms(window, "windowDuration")
+        if window_ms % parent != 0:
+            raise ValueError(f"windowDuration {fmt_ms(window_ms)} must be a multiple of the parent "
+                             f"DStream's slide duration {fmt_ms(parent)}; pick a window that is "
+                             f"a whole number of {fmt_ms(parent)} intervals")
+        slide_ms = None
+        if slide:
+            slide_ms = to_ms(slide, "slideDuration")
+            if slide_ms % parent != 0:
+                raise ValueError(f"slideDuration {fmt_ms(slide_ms)} must be a multiple of the parent "
+                                 f"DStream's slide duration {fmt_ms(parent)}; pick a slide that is "
+                                 f"a whole number of {fmt_ms(parent)} intervals")
+        return window_ms, slide_ms
+
+    def _register_output(self, func: Callable[[datetime, Any], Any], name: str) -> None:
+        from dstreams.streaming.operators.output import ForEachDStream
+
+        self._ssc._graph.addOutputStream(ForEachDStream(self, func, name))
+
+    # ------------------------------------------------------------ stateless ops
+
+    def context(self) -> StreamingContext:
+        """Return the StreamingContext of this DStream."""
+        return self._ssc
+
+    def count(self) -> DStream[int]:
+        """Return a stream whose RDDs hold one element: the count of each batch's RDD."""
+        return self.mapPartitions(lambda it: [sum(1 for _ in it)]).reduce(operator.add)
+
+    def filter(self, f: Callable[[T], bool]) -> DStream[T]:
+        """Return a stream of the elements that satisfy ``f``."""
+
+        def func(iterator: Iterable[T]) -> Iterator[T]:
+            return filter(f, iterator)
+
+        return self.mapPartitions(func, True)
+
+    def flatMap(self, f: Callable[[T], Iterable[U]], preservesPartitioning: bool = False) -> DStream[U]:
+        """Apply ``f`` to every element and flatten the results."""
+
+        def func(s: int, iterator: Iterable[T]) -> Iterator[U]:
+            return chain.from_iterable(map(f, iterator))
+
+        return self.mapPartitionsWithIndex(func, preservesPartitioning)
+
+    def map(self, f: Callable[[T], U], preservesPartitioning: bool = False) -> DStream[U]:
+        """Apply ``f`` to every element.
+
+        Example:
+            >>> ssc.queueStream([[1, 2]]).map(lambda x: x + 1)  # doctest: +SKIP
+        """
+
+        def func(iterator: Iterable[T]) -> Iterator[U]:
+            return map(f, iterator)
+
+        return self.mapPartitions(func, preservesPartitioning)
+
+    def mapPartitions(self, f: Callable[[Iterable[T]], Iterable[U]],
+                      preservesPartitioning: bool = False) -> DStream[U]:
+        """Apply ``f`` to each partition of each RDD."""
+
+        def func(s: int, iterator: Iterable[T]) -> Iterable[U]:
+            return f(iterator)
+
+        return self.mapPartitionsWithIndex(func, preservesPartitioning)
+
+    def mapPartitionsWithIndex(self, f: Callable[[int, Iterable[T]], Iterable[U]],
+                               preservesPartitioning: bool = False) -> DStream[U]:
+        """Apply ``f(partitionIndex, iterator)`` to each partition of each RDD."""
+        return self.transform(lambda rdd: rdd.mapPartitionsWithIndex(f, preservesPartitioning))
+
+    def glom(self) -> DStream[list[T]]:
+        """Turn each partition into a single list."""
+
+        def func(iterator: Iterable[T]) -> Iterator[list[T]]:
+            yield list(iterator)
+
+        return self.mapPartitions(func)
+
+    def reduce(self, func: Callable[[T, T], T]) -> DStream[T]:
+        """Reduce each RDD to at most one element with ``func`` (empty RDD -> no element)."""
+        return self.map(lambda x: (None, x)).reduceByKey(func, 1).map(lambda x: x[1])
+
+    def reduceByKey(self: DStream[tuple[K, V]], func: Callable[[V, V], V],
+                    numPartitions: int | None = None) -> DStream[tuple[K, V]]:
+        """Merge the values of each key in each batch with ``func``."""
+        if numPartitions is None:
+            numPartitions = self._sc.defaultParallelism
+        return self.combineByKey(lambda x: x, func, func, numPartitions)
+
+    def combineByKey(self, createCombiner: Callable[[Any], Any], mergeValue: Callable[[Any, Any], Any],
+                     mergeCombiners: Callable[[Any, Any], Any],
+                     numPartitions: int | None = None) -> DStream[Any]:
+        """Combine the values of each key in each batch (``RDD.combineByKey``)."""
+        if numPartitions is None:
+            numPartitions = self._sc.defaultParallelism
+
+        def func(rdd: Any) -> Any:
+            return rdd.combineByKey(createCombiner, mergeValue, mergeCombiners, numPartitions)
+
+        return self.transform(func)
+
+    def partitionBy(self, numPartitions: int, partitionFunc: Callable[[Any], int] | None = None) -> DStream[T]:
+        """Partition each RDD by key into ``numPartitions`` partitions."""
+        if partitionFunc is None:
+            from dstreams.hashing import portable_hash
+
+            partitionFunc = portable_hash
+        pf = partitionFunc
+        return self.transform(lambda rdd: rdd.partitionBy(numPartitions, pf))
+
+    def mapValues(self, f: Callable[[V], U]) -> DStream[tuple[Any, U]]:
+        """Apply ``f`` to the value of every (key, value) pair, keeping the key."""
+
+        def map_values_fn(kv: tuple[Any, V]) -> tuple[Any, U]:
+            return kv[0], f(kv[1])
+
+        return self.map(map_values_fn, preservesPartitioning=True)
+
+    def flatMapValues(self, f: Callable[[V], Iterable[U]]) -> DStream[tuple[Any, U]]:
+        """Apply ``f`` to every value and pair each result with the key."""
+
+        def flat_map_fn(kv: tuple[Any, V]) -> Iterator[tuple[Any, U]]:
+            return ((kv[0], x) for x in f(kv[1]))
+
+        return self.flatMap(flat_map_fn, preservesPartitioning=True)
+
+    def groupByKey(self, numPartitions: int | None = None) -> DStream[tuple[Any, Iterable[Any]]]:
+        """Group the values of each key in each batch."""
+        if numPartitions is None:
+            numPartitions = self._sc.defaultParallelism
+        return self.transform(lambda rdd: rdd.groupByKey(numPartitions))
+
+    def countByValue(self) -> DStream[tuple[T, int]]:
+        """Count each distinct element of each batch: a stream of (element, count)."""
+        return self.map(lambda x: (x, 1)).reduceByKey(lambda x, y: x + y)
+
+    # ---------------------------------------------- persistence / transformation
+
+    def cache(self) -> DStream[T]:
+        """Persist every generated RDD at the default level (MEMORY_ONLY)."""
+        from dstreams import StorageLevel
+
+        self.is_cached = True
+        self.persist(StorageLevel.MEMORY_ONLY)
+        return self
+
+    def persist(self, storageLevel: Any) -> DStream[T]:
+        """Persist every generated RDD at ``storageLevel``."""
+        self._ssc._check_can_add_stream()
+        self.is_cached = True
+        self._storage_level = storageLevel
+        return self
+
+    def checkpoint(self, interval: float) -> DStream[T]:
+        """Checkpoint this stream's RDDs every ``interval`` seconds (needs a checkpoint dir)."""
+        self._ssc._check_can_add_stream()
+        self.is_checkpointed = True
+        self._checkpoint_ms = to_ms(interval, "checkpoint interval")
+        return self
+
+    def transform(self, func: Callable[..., Any]) -> DStream[Any]:
+        """Return a stream whose RDD at each time is ``func(rdd)`` or ``func(time, rdd)``.
+
+        ``time`` is a ``datetime``.  If ``func`` returns None the batch has no RDD.
+
+        Example:
+            >>> stream.transform(lambda rdd: rdd.join(model))  # doctest: +SKIP
+        """
+        from dstreams.streaming.operators.mapped import TransformedDStream
+
+        arity = positional_arity(func)
+        if arity == 1:
+            old = func
+
+            def func(_t: datetime, rdd: Any) -> Any:
+                return old(rdd)
+        elif arity not in (2, -1):
+            raise ValueError(f"transform() takes func(rdd) or func(time, rdd); {func!r} takes "
+                             f"{arity} positional arguments")
+        return TransformedDStream(self, func)
+
+    def transformWith(self, func: Callable[..., Any], other: DStream[Any],
+                      keepSerializer: bool = False) -> DStream[Any]:
+        """Combine this stream with ``other``: ``func(rdd_a, rdd_b)`` or ``func(time, a, b)``."""
+        from dstreams.streaming.operators.mapped import TransformedDStreamWithTwo
+
+        arity = positional_arity(func)
+        if arity == 2:
+            old = func
+
+            def func(_t: datetime, a: Any, b: Any) -> Any:
+                return old(a, b)
+        elif arity not in (3, -1):
+            raise ValueError(f"transformWith() takes func(a, b) or func(time, a, b); {func!r} "
+                             f"takes {arity} positional arguments")
+        return TransformedDStreamWithTwo(self, other, func)
+
+    def repartition(self, numPartitions: int) -> DStream[T]:
+        """Return a stream with each RDD repartitioned into ``numPartitions`` partitions."""
+        return self.transform(lambda rdd: rdd.repartition(numPartitions))
+
+    # ------------------------------------------------------------------ combining
+
+    def union(self, other: DStream[U]) -> DStream[T | U]:
+        """Union each batch of this stream with the same batch of ``other``."""
+        if self._slide_ms != other._slide_ms:
+            raise ValueError(f"the two DStreams should have the same slide duration, got "
+                             f"{fmt_ms(self._slide_ms)} and {fmt_ms(other._slide_ms)}; "
+                             "window one of them so the slides match")
+        return self.transformWith(lambda a, b: a.union(b), other, True)
+
+    def cogroup(self, other: DStream[Any], numPartitions: int | None = None) -> DStream[Any]:
+        """Cogroup each batch with the same batch of ``other``."""
+        if numPartitions is None:
+            numPartitions = self._sc.defaultParallelism
+        return self.transformWith(lambda a, b: a.cogroup(b, numPartitions), other)
+
+    def join(self, other: DStream[Any], numPartitions: int | None = None) -> DStream[Any]:
+        """Inner-join each batch with the same batch of ``other``."""
+        if numPartitions is None:
+            numPartitions = self._sc.defaultParallelism
+        return self.transformWith(lambda a, b: a.join(b, numPartitions), other)
+
+    def leftOuterJoin(self, other: DStream[Any], numPartitions: int | None = None) -> DStream[Any]:
+        """Left-outer-join each batch with the same batch of ``other``."""
+        if numPartitions is None:
+            numPartitions = self._sc.defaultParallelism
+        return self.transformWith(lambda a, b: a.leftOuterJoin(b, numPartitions), other)
+
+    def rightOuterJoin(self, other: DStream[Any], numPartitions: int | None = None) -> DStream[Any]:
+        """Right-outer-join each batch with the same batch of ``other``."""
+        if numPartitions is None:
+            numPartitions = self._sc.defaultParallelism
+        return self.transformWith(lambda a, b: a.rightOuterJoin(b, numPartitions), other)
+
+    def fullOuterJoin(self, other: DStream[Any], numPartitions: int | None = None) -> DStream[Any]:
+        """Full-outer-join each batch with the same batch of ``other``."""
+        if numPartitions is None:
+            numPartitions = self._sc.defaultParallelism
+        return self.transformWith(lambda a, b: a.fullOuterJoin(b, numPartitions), other)
+
+    # --------------------------------------------------------------------- output
+
+    def foreachRDD(self, func: Callable[..., Any]) -> None:
+        """Run ``func(rdd)`` or ``func(time, rdd)`` on the driver for every batch."""
+        arity = positional_arity(func)
+        if arity == 1:
+            old = func
+
+            def func(_t: datetime, rdd: Any) -> Any:
+                return old(rdd)
+        self._register_output(func, "foreachRDD")
+
+    def pprint(self, num: int = 10) -> None:
+        """Print the first ``num`` elements of every batch, in PySpark's exact format."""
+        from dstreams.streaming.operators.output import take_and_print
+
+        def func(time: datetime, rdd: Any) -> None:
+            take_and_print(time, rdd, num)
+
+        self._register_output(func, "pprint")
+
+    def saveAsTextFiles(self, prefix: str, suffix: str | None = None) -> None:
+        """Save every batch as text files in ``prefix-<time_ms>[.suffix]``."""
+        from dstreams.streaming.operators.output import rdd_to_file_name
+
+        def save(t: datetime, rdd: Any) -> None:
+            rdd.saveAsTextFile(rdd_to_file_name(prefix, suffix, t))
+
+        self._register_output(save, "saveAsTextFiles")
+
+    # ------------------------------------------------------------------ over time
+
+    def slice(self, begin: datetime | float, end: datetime | float) -> list[Any]:
+        """Return the RDDs generated between ``begin`` and ``end`` (datetimes or epoch seconds)."""
+        with self._ssc._graph._lock:
+            return self._slice(time_arg_to_ms(begin), time_arg_to_ms(end))
+
+    def window(self, windowDuration: float, slideDuration: float | None = None) -> DStream[T]:
+        """Return a stream whose RDD at time t unions this stream's RDDs in (t - window, t].
+
+        Args:
+            windowDuration: Window length in seconds; a multiple of this stream's slide.
+            slideDuration: Emit every this many seconds (default: this stream's slide).
+        """
+        from dstreams.streaming.operators.windowed import WindowedDStream
+
+        window_ms, slide_ms = self._validate_window_param(windowDuration, slideDuration)
+        return WindowedDStream(self, window_ms, slide_ms or self._slide_ms)
+
+    def reduceByWindow(self, reduceFunc: Callable[[T, T], T], invReduceFunc: Callable[[T, T], T] | None,
+                       windowDuration: float, slideDuration: float) -> DStream[T]:
+        """Reduce each window to one element (incrementally when ``invReduceFunc`` is given)."""
+        keyed = self.map(lambda x: (1, x))
+        reduced = keyed.reduceByKeyAndWindow(reduceFunc, invReduceFunc, windowDuration,
+                                             slideDuration, 1)
+        return reduced.map(lambda kv: kv[1])
+
+    def countByWindow(self, windowDuration: float, slideDuration: float) -> DStream[int]:
+        """Count the elements in each window (needs a checkpoint directory)."""
+        return self.map(lambda x: 1).reduceByWindow(operator.add, operator.sub, windowDuration,
+                                                    slideDuration)
+
+    def countByValueAndWindow(self, windowDuration: float, slideDuration: float,
+                              numPartitions: int | None = None) -> DStream[tuple[T, int]]:
+        """Count each distinct element in each window (needs a checkpoint directory)."""
+        keyed = self.map(lambda x: (x, 1))
+        counted = keyed.reduceByKeyAndWindow(operator.add, operator.sub, windowDuration,
+                                             slideDuration, numPartitions)
+        return counted.filter(lambda kv: kv[1] > 0)
+
+    def groupByKeyAndWindow(self, windowDuration: float, slideDuration: float,
+                            numPartitions: int | None = None) -> DStream[Any]:
+        """Group the values of each key in each window (needs a checkpoint directory)."""
+        ls = self.mapValues(lambda x: [x])
+        grouped = ls.reduceByKeyAndWindow(lambda a, b: a.extend(b) or a, lambda a, b: a[len(b):],
+                                          windowDuration, slideDuration, numPartitions)
+        return grouped.mapValues(_ResultIterable)
+
+    def reduceByKeyAndWindow(self, func: Callable[[V, V], V], invFunc: Callable[[V, V], V] | None,
+                             windowDuration: float, slideDuration: float | None = None,
+                             numPartitions: int | None = None,
+                             filterFunc: Callable[[tuple[Any, V]], bool] | None = None) -> DStream[Any]:
+        """Reduce the values of each key over a sliding window.
+
+        With ``invFunc`` the window is updated incrementally when it spans at least
+        five slides (previous window, minus the batches that left, plus those that
+        entered); keys reduced to a "zero" value stay unless ``filterFunc`` drops
+        them.  This path needs a checkpoint directory.
+
+        Example:
+            >>> pairs.reduceByKeyAndWindow(operator.add, operator.sub, 30, 10)  # doctest: +SKIP
+        """
+        window_ms, slide_ms = self._validate_window_param(windowDuration, slideDuration)
+        if numPartitions is None:
+            numPartitions = self._sc.defaultParallelism
+        reduced = self.reduceByKey(func, numPartitions)
+        if invFunc:
+            from dstreams.streaming.operators.windowed import ReducedWindowedDStream
+
+            return ReducedWindowedDStream(reduced, func, invFunc, window_ms,
+                                          slide_ms or self._slide_ms, numPartitions, filterFunc)
+        return reduced.window(windowDuration, slideDuration).reduceByKey(func, numPartitions)
+
+    def updateStateByKey(self, updateFunc: Callable[[list[Any], Any], Any],
+                         numPartitions: int | None = None, initialRDD: Any = None) -> DStream[Any]:
+        """Keep per-key state: ``updateFunc(newValues, oldState) -> newState or None``.
+
+        ``updateFunc`` runs every batch for every key with state or new values
+        (``newValues`` is ``[]`` when there are none; ``oldState`` is None for a new
+        key).  Returning None deletes the key.  Needs a checkpoint directory.
+
+        Example:
+            >>> pairs.updateStateByKey(lambda vs, s: sum(vs) + (s or 0))  # doctest: +SKIP
+        """
+        from dstreams.streaming.operators.stateful import StateDStream
+
+        if numPartitions is None:
+            numPartitions = self._sc.defaultParallelism
+        if initialRDD is not None and not hasattr(initialRDD, "mapPartitions"):
+            initialRDD = self._sc.parallelize(list(initialRDD)) if initialRDD else None
+        return StateDStream(self, updateFunc, numPartitions, initialRDD)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} slide={fmt_ms(self._slide_ms)}>"
+
+
+class _ResultIterable:
+    """A re-iterable view over grouped values (PySpark's ``ResultIterable``)."""
+
+    def __init__(self, data: list[Any]) -> None:
+        self.data = data
+        self.maxindex = len(data)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.data)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        return f"ResultIterable({self.data!r})"

@@ -1,0 +1,125 @@
+"""DStreamGraph: the input and output streams of one StreamingContext.
+
+It owns the graph-wide operations the job generator drives: ``start`` (set the
+zero time, propagate remember durations, validate, start inputs),
+``generate_jobs(time)`` (one job per output stream that has an RDD at that
+time), ``clear_metadata(time)`` (forget old RDDs) and the list of RDDs marked
+for checkpointing in each batch.  Every method holds the graph lock, so user
+threads calling ``DStream.slice`` never race the generator.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from dstreams.streaming.dstream import DStream
+    from dstreams.streaming.operators.input import InputDStream
+    from dstreams.streaming.operators.output import ForEachDStream
+
+__all__ = ["DStreamGraph", "GeneratedJob"]
+
+
+class GeneratedJob:
+    """One output operation's work for one batch."""
+
+    __slots__ = ("time_ms", "output_id", "name", "func")
+
+    def __init__(self, time_ms: int, output_id: int, name: str, func: Callable[[], Any]) -> None:
+        self.time_ms, self.output_id, self.name, self.func = time_ms, output_id, name, func
+
+    def __repr__(self) -> str:
+        return f"GeneratedJob(time={self.time_ms}, output={self.output_id}, name={self.name!r})"
+
+
+class DStreamGraph:
+    """Inputs, outputs and the graph-wide time bookkeeping of one StreamingContext."""
+
+    def __init__(self, batch_ms: int) -> None:
+        self.batch_ms = batch_ms
+        self.inputs: list[InputDStream] = []
+        self.outputs: list[ForEachDStream] = []
+        self.remember_ms: int | None = None
+        self.zero_ms: int | None = None
+        self._lock = threading.RLock()
+        self._checkpoint_marks: dict[int, list[Any]] = {}
+
+    def addInputStream(self, stream: InputDStream) -> int:
+        """Register an input stream; return its id."""
+        with self._lock:
+            self.inputs.append(stream)
+            return len(self.inputs) - 1
+
+    def addOutputStream(self, stream: ForEachDStream) -> None:
+        """Register an output stream."""
+        with self._lock:
+            self.outputs.append(stream)
+
+    def remember(self, duration_ms: int) -> None:
+        """Make every stream keep its RDDs for at least ``duration_ms``."""
+        self.remember_ms = duration_ms
+
+    def start(self, zero_ms: int) -> None:
+        """Initialize every stream at ``zero_ms``, validate, and start the inputs."""
+        with self._lock:
+            if not self.outputs:
+                raise ValueError("No output operations registered, so nothing to execute; add "
+                                 "one (pprint, foreachRDD, saveAsTextFiles) before start()")
+            self.zero_ms = zero_ms
+            for out in self.outputs:
+                out._initialize(zero_ms)
+            for out in self.outputs:
+                out._remember(self.remember_ms)
+            for out in self.outputs:
+                out._validate_at_start()
+            for inp in self.inputs:
+                inp._start()
+
+    def stop(self) -> None:
+        """Stop the inputs and forget every generated RDD."""
+        with self._lock:
+            for inp in self.inputs:
+                inp._stop()
+            for stream in self._all_streams():
+                stream._generated.clear()
+            self._checkpoint_marks.clear()
+
+    def generate_jobs(self, time_ms: int) -> list[GeneratedJob]:
+        """Return the jobs of batch ``time_ms``: one per output with an RDD then."""
+        with self._lock:
+            jobs = []
+            for i, out in enumerate(self.outputs):
+                func = out._generate_job(time_ms)
+                if func is not None:
+                    jobs.append(GeneratedJob(time_ms, i, out.name, func))
+            return jobs
+
+    def clear_metadata(self, time_ms: int) -> None:
+        """Let every stream forget the RDDs it no longer needs after batch ``time_ms``."""
+        with self._lock:
+            for out in self.outputs:
+                out._clear_metadata(time_ms)
+
+    def _mark_checkpointed(self, time_ms: int, rdd: Any) -> None:
+        self._checkpoint_marks.setdefault(time_ms, []).append(rdd)
+
+    def take_checkpoint_marks(self, time_ms: int) -> list[Any]:
+        """Return (and forget) the RDDs marked for checkpointing in batch ``time_ms``."""
+        with self._lock:
+            return self._checkpoint_marks.pop(time_ms, [])
+
+    def _all_streams(self) -> list[DStream[Any]]:
+        seen: dict[int, DStream[Any]] = {}
+        todo: list[DStream[Any]] = [*self.outputs, *self.inputs]
+        while todo:
+            s = todo.pop()
+            if id(s) not in seen:
+                seen[id(s)] = s
+                todo.extend(s._dependencies)
+        return list(seen.values())
+
+    def held_rdd_count(self) -> int:
+        """Return how many generated RDDs the streams still hold (for leak tests)."""
+        with self._lock:
+            return sum(len(s._generated) for s in self._all_streams())

@@ -1,0 +1,324 @@
+"""JobGenerator and JobScheduler: turn batch times into jobs and run them in order.
+
+* :class:`RecurringTimer` waits on the injected clock and only *posts*
+  ``GenerateJobs(t)`` events; it never does work itself.
+* :class:`JobGenerator` owns a closed set of events, handled one at a time on its
+  event-loop thread: ``GenerateJobs(t)`` (allocate received blocks to the batch,
+  ask the graph for jobs, submit the job set) and ``ClearMetadata(t)`` (after a
+  batch completes: forget old RDDs and blocks).  ``handle`` is the whole policy
+  and can be driven directly in tests.
+* :class:`JobScheduler` runs job sets on one job thread, in batch order
+  (Spark's default ``concurrentJobs = 1``).  It posts the listener events, makes
+  sure RDDs marked for checkpointing are materialised, and routes every job
+  failure through :class:`ContextWaiter`, the one place ``awaitTermination``
+  reads errors from.  A failed job fails its batch only; later batches go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Union
+
+from dstreams.streaming.listener import (
+    BatchInfo,
+    OutputOperationInfo,
+    StreamingListenerBatchCompleted,
+    StreamingListenerBatchStarted,
+    StreamingListenerBatchSubmitted,
+    StreamingListenerOutputOperationCompleted,
+    StreamingListenerOutputOperationStarted,
+    StreamInputInfo,
+)
+
+if TYPE_CHECKING:
+    from dstreams.streaming.context import StreamingContext
+    from dstreams.streaming.graph import GeneratedJob
+
+__all__ = ["ContextWaiter", "RecurringTimer", "JobSet", "GenerateJobs", "ClearMetadata",
+           "JobGenerator", "JobScheduler"]
+
+_log = logging.getLogger(__name__)
+
+
+class ContextWaiter:
+    """Where stop and asynchronous errors meet ``awaitTermination``."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._error: BaseException | None = None
+        self._stopped = False
+
+    def notify_error(self, error: BaseException) -> None:
+        """Record ``error``; the next ``awaitTermination*`` raises it."""
+        with self._cond:
+            self._error = error
+            self._cond.notify_all()
+
+    def notify_stop(self) -> None:
+        """Record that the context stopped."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def wait_for_stop_or_error(self, timeout: float | None = None) -> bool:
+        """Block until stop or error; raise the error; return whether stopped."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._stopped or self._error is not None, timeout)
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+            return self._stopped
+
+
+class RecurringTimer:
+    """Posts ``callback(t)`` at every multiple ``t`` of ``period`` on ``clock``."""
+
+    def __init__(self, clock: Any, period_ms: int, callback: Any, name: str) -> None:
+        self.clock, self.period, self.callback, self.name = clock, period_ms, callback, name
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start_time(self) -> int:
+        """Return the first tick after now: the next multiple of the period."""
+        return (self.clock.getTimeMillis() // self.period + 1) * self.period
+
+    def start(self, first_ms: int) -> None:
+        """Start ticking at ``first_ms``."""
+        self._thread = threading.Thread(target=self._run, args=(first_ms,), name=self.name,
+                                        daemon=True)
+        self._thread.start()
+
+    def _run(self, next_ms: int) -> None:
+        while not self._stop.is_set():
+            self.clock.waitTillTime(next_ms, self._stop)
+            if self._stop.is_set():
+                return
+            self.callback(next_ms)
+            next_ms += self.period
+
+    def stop(self) -> None:
+        """Stop ticking (a tick in progress completes)."""
+        self._stop.set()
+        wake = getattr(self.clock, "wake", None)
+        if wake is not None:
+            wake()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(5)
+
+
+@dataclass
+class GenerateJobs:
+    """Event: generate the jobs of batch ``time_ms``."""
+
+    time_ms: int
+
+
+@dataclass
+class ClearMetadata:
+    """Event: batch ``time_ms`` is done; forget what is no longer needed."""
+
+    time_ms: int
+
+
+_Event = Union[GenerateJobs, ClearMetadata, None]
+
+
+@dataclass
+class JobSet:
+    """The jobs of one batch, with the batch's timings (ms; -1 = not yet)."""
+
+    time_ms: int
+    jobs: list[GeneratedJob]
+    input_infos: dict[int, StreamInputInfo]
+    submitted_ms: int = -1
+    started_ms: int = -1
+    ended_ms: int = -1
+    outputs: dict[int, OutputOperationInfo] = field(default_factory=dict)
+
+    def info(self) -> BatchInfo:
+        """Return the listener view of this job set."""
+        return BatchInfo(self.time_ms, self.input_infos, self.submitted_ms, self.started_ms,
+                         self.ended_ms, self.outputs)
+
+
+class JobGenerator:
+    """Generates one job set per batch time and cleans up after completed batches."""
+
+    def __init__(self, ssc: StreamingContext) -> None:
+        self.ssc = ssc
+        self.timer = RecurringTimer(ssc._clock, ssc._batch_ms, self._post_generate,
+                                    "JobGenerator-timer")
+        self._events: queue.Queue[_Event] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self.last_generated_ms: int | None = None
+
+    def start(self, first_ms: int) -> None:
+        """Start the event loop, then the timer (first batch at ``first_ms``)."""
+        self._thread = threading.Thread(target=self._loop, name="JobGenerator", daemon=True)
+        self._thread.start()
+        self.timer.start(first_ms)
+
+    def _post_generate(self, time_ms: int) -> None:
+        self._events.put(GenerateJobs(time_ms))
+
+    def on_batch_completion(self, time_ms: int) -> None:
+        """Called by the scheduler when batch ``time_ms`` finished."""
+        self._events.put(ClearMetadata(time_ms))
+
+    def _loop(self) -> None:
+        while True:
+            event = self._events.get()
+            if event is None:
+                return
+            try:
+                self.handle(event)
+            except Exception as e:  # noqa: BLE001 - reported through the waiter
+                self.ssc._scheduler.report_error(f"Error handling {event}", e)
+
+    def handle(self, event: GenerateJobs | ClearMetadata) -> None:
+        """Apply one event (the generator's whole policy)."""
+        if isinstance(event, GenerateJobs):
+            self._generate(event.time_ms)
+        elif isinstance(event, ClearMetadata):
+            t = event.time_ms
+            self.ssc._graph.clear_metadata(t)
+        else:  # pragma: no cover - closed event set
+            raise TypeError(f"unknown JobGenerator event {event!r}")
+
+    def _generate(self, time_ms: int) -> None:
+        ssc = self.ssc
+        ssc._receiver_tracker.allocate_blocks_to_batch(time_ms)
+        self.last_generated_ms = time_ms
+        try:
+            jobs = ssc._graph.generate_jobs(time_ms)
+        except Exception as e:  # noqa: BLE001 - a user function failed while building RDDs
+            ssc._scheduler.report_error(f"Error generating jobs for time {time_ms} ms", e)
+            ssc._scheduler.submit(JobSet(time_ms, [], {}))  # completes in batch order
+            return
+        infos = {inp.id: StreamInputInfo(inp.id, inp._num_records(time_ms))
+                 for inp in ssc._graph.inputs}
+        ssc._scheduler.submit(JobSet(time_ms, jobs, infos))
+
+    def stop(self) -> None:
+        """Stop the timer, then the event loop after the events already posted."""
+        self.timer.stop()
+        self._events.put(None)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def is_idle(self) -> bool:
+        """Return True when no event is waiting."""
+        return self._events.empty()
+
+
+class JobScheduler:
+    """Runs job sets one at a time, in batch order, on the job thread."""
+
+    def __init__(self, ssc: StreamingContext) -> None:
+        self.ssc = ssc
+        self._queue: queue.Queue[JobSet | None] = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._cond = threading.Condition()
+        self._done_ms: int | None = None
+        self._running = False
+        self._drop = False
+
+    def start(self) -> None:
+        """Start the job thread."""
+        self._thread = threading.Thread(target=self._loop, name="JobScheduler", daemon=True)
+        self._thread.start()
+
+    def report_error(self, message: str, error: BaseException) -> None:
+        """Route an asynchronous failure to ``awaitTermination``."""
+        _log.error("%s: %r", message, error)
+        self.ssc._waiter.notify_error(error)
+
+    def submit(self, job_set: JobSet) -> None:
+        """Queue ``job_set`` (an empty one completes at once, without listener events)."""
+        if not job_set.jobs:
+            self._queue.put(job_set)  # keeps completion in batch order
+            return
+        job_set.submitted_ms = self.ssc._clock.getTimeMillis()
+        self.ssc._bus.post(StreamingListenerBatchSubmitted(job_set.info()))
+        self._queue.put(job_set)
+
+    def _loop(self) -> None:
+        while True:
+            job_set = self._queue.get()
+            if job_set is None:
+                return
+            with self._cond:
+                self._running = True
+            try:
+                if not self._drop:
+                    self._run(job_set)
+            finally:
+                with self._cond:
+                    self._running = False
+            self.ssc._generator.on_batch_completion(job_set.time_ms)
+            self.mark_done(job_set.time_ms)
+
+    def _run(self, job_set: JobSet) -> None:
+        if not job_set.jobs:
+            return
+        clock, bus = self.ssc._clock, self.ssc._bus
+        job_set.started_ms = clock.getTimeMillis()
+        bus.post(StreamingListenerBatchStarted(job_set.info()))
+        for job in job_set.jobs:
+            self._run_job(job_set, job)
+        self._checkpoint(job_set.time_ms)
+        job_set.ended_ms = clock.getTimeMillis()
+        bus.post(StreamingListenerBatchCompleted(job_set.info()))
+
+    def _run_job(self, job_set: JobSet, job: GeneratedJob) -> None:
+        clock, bus = self.ssc._clock, self.ssc._bus
+        info = OutputOperationInfo(job.time_ms, job.output_id, job.name, job.name,
+                                   clock.getTimeMillis())
+        job_set.outputs[job.output_id] = info
+        bus.post(StreamingListenerOutputOperationStarted(info))
+        failure = None
+        try:
+            job.func()
+        except Exception as e:  # noqa: BLE001 - fails this batch only
+            failure = f"{type(e).__name__}: {e}"
+            self.report_error(f"Error running job {job}", e)
+        info = OutputOperationInfo(job.time_ms, job.output_id, job.name, job.name,
+                                   info.startTime(), clock.getTimeMillis(), failure)
+        job_set.outputs[job.output_id] = info
+        bus.post(StreamingListenerOutputOperationCompleted(info))
+
+    def _checkpoint(self, time_ms: int) -> None:
+        for rdd in self.ssc._graph.take_checkpoint_marks(time_ms):
+            try:
+                if not rdd.isCheckpointed():
+                    rdd.count()  # materialises the checkpoint of an RDD marked before its job
+            except Exception as e:  # noqa: BLE001
+                self.report_error(f"Error checkpointing state RDD of batch {time_ms} ms", e)
+
+    def mark_done(self, time_ms: int) -> None:
+        """Record batch ``time_ms`` as finished and wake waiters."""
+        with self._cond:
+            if self._done_ms is None or time_ms > self._done_ms:
+                self._done_ms = time_ms
+            self._cond.notify_all()
+
+    def wait_for_batch(self, time_ms: int, timeout: float | None = 30.0) -> bool:
+        """Block until batch ``time_ms`` finished; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: self._done_ms is not None and self._done_ms >= time_ms, timeout)
+
+    def is_idle(self) -> bool:
+        """Return True when no job set is queued or running."""
+        with self._cond:
+            return self._queue.empty() and not self._running
+
+    def stop(self, drop_pending: bool) -> None:
+        """Stop after the running job set (and the queued ones unless ``drop_pending``)."""
+        self._drop = drop_pending
+        self._queue.put(None)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(60)

@@ -1,0 +1,407 @@
+"""StreamingListener, its events, and the bus that delivers them.
+
+The event and info classes answer the accessor calls PySpark's listener code makes
+on the Java objects py4j hands it (``batchInfo().processingDelay()``,
+``batchTime().milliseconds()``, ``outputOperationInfos()``...), so a PySpark
+``StreamingListener`` subclass runs unchanged.  A value not known yet is ``-1``,
+as in PySpark.
+
+The :class:`ListenerBus` is owned by the job scheduler (``jobs.py``) and by the
+receiver tracker (``receiver.py``).  It delivers events synchronously on the
+posting thread, in posting order; a listener that raises is logged and skipped,
+never allowed to break the engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+__all__ = [
+    "Time",
+    "StreamInputInfo",
+    "OutputOperationInfo",
+    "BatchInfo",
+    "ReceiverInfo",
+    "StreamingListener",
+    "StreamingListenerStreamingStarted",
+    "StreamingListenerReceiverStarted",
+    "StreamingListenerReceiverError",
+    "StreamingListenerReceiverStopped",
+    "StreamingListenerBatchSubmitted",
+    "StreamingListenerBatchStarted",
+    "StreamingListenerBatchCompleted",
+    "StreamingListenerOutputOperationStarted",
+    "StreamingListenerOutputOperationCompleted",
+    "ListenerBus",
+]
+
+_log = logging.getLogger(__name__)
+
+
+class Time:
+    """A batch time, in milliseconds (Spark's ``org.apache.spark.streaming.Time``)."""
+
+    __slots__ = ("_ms",)
+
+    def __init__(self, millis: int) -> None:
+        self._ms = int(millis)
+
+    def milliseconds(self) -> int:
+        """Return the time in milliseconds."""
+        return self._ms
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Time) and other._ms == self._ms
+
+    def __lt__(self, other: Time) -> bool:
+        return self._ms < other._ms
+
+    def __hash__(self) -> int:
+        return hash(self._ms)
+
+    def __repr__(self) -> str:
+        return f"{self._ms} ms"
+
+
+class StreamInputInfo:
+    """Records one input stream contributed to one batch (``JavaStreamInputInfo``)."""
+
+    def __init__(self, inputStreamId: int, numRecords: int, metadataDescription: str = "") -> None:
+        self._id = inputStreamId
+        self._n = numRecords
+        self._desc = metadataDescription
+
+    def inputStreamId(self) -> int:
+        """Return the input stream's id."""
+        return self._id
+
+    def numRecords(self) -> int:
+        """Return the number of records the stream put in the batch."""
+        return self._n
+
+    def metadata(self) -> dict[str, Any]:
+        """Return the metadata map (always empty here)."""
+        return {}
+
+    def metadataDescription(self) -> str:
+        """Return a human-readable description of the input, or ``""``."""
+        return self._desc
+
+
+class OutputOperationInfo:
+    """One output operation of one batch (``JavaOutputOperationInfo``)."""
+
+    def __init__(self, batchTime: int, id: int, name: str, description: str,
+                 startTime: int = -1, endTime: int = -1, failureReason: str | None = None) -> None:
+        self._batch = Time(batchTime)
+        self._id = id
+        self._name = name
+        self._desc = description
+        self._start = startTime
+        self._end = endTime
+        self._failure = failureReason
+
+    def batchTime(self) -> Time:
+        """Return the batch's time."""
+        return self._batch
+
+    def id(self) -> int:
+        """Return the output operation's id (its index in the graph's outputs)."""
+        return self._id
+
+    def name(self) -> str:
+        """Return the operation's name, e.g. ``"foreachRDD"``."""
+        return self._name
+
+    def description(self) -> str:
+        """Return where the operation was created."""
+        return self._desc
+
+    def startTime(self) -> int:
+        """Return when the operation started (ms), or -1."""
+        return self._start
+
+    def endTime(self) -> int:
+        """Return when the operation ended (ms), or -1."""
+        return self._end
+
+    def failureReason(self) -> str | None:
+        """Return the failure's text, or None if it succeeded."""
+        return self._failure
+
+    def duration(self) -> int:
+        """Return ``endTime - startTime``, or -1 while unknown."""
+        return self._end - self._start if self._start >= 0 and self._end >= 0 else -1
+
+
+class BatchInfo:
+    """One batch's timings and sizes (``JavaBatchInfo``); unknown values are -1."""
+
+    def __init__(self, batchTime: int, streamIdToInputInfo: dict[int, StreamInputInfo],
+                 submissionTime: int, processingStartTime: int = -1,
+                 processingEndTime: int = -1,
+                 outputOperationInfos: dict[int, OutputOperationInfo] | None = None) -> None:
+        self._batch = Time(batchTime)
+        self._inputs = dict(streamIdToInputInfo)
+        self._submitted = submissionTime
+        self._pstart = processingStartTime
+        self._pend = processingEndTime
+        self._outputs = dict(outputOperationInfos or {})
+
+    def batchTime(self) -> Time:
+        """Return the batch's time."""
+        return self._batch
+
+    def streamIdToInputInfo(self) -> dict[int, StreamInputInfo]:
+        """Return the input info of each input stream, by stream id."""
+        return dict(self._inputs)
+
+    def submissionTime(self) -> int:
+        """Return when the batch's jobs were submitted (ms)."""
+        return self._submitted
+
+    def processingStartTime(self) -> int:
+        """Return when the first job started (ms), or -1."""
+        return self._pstart
+
+    def processingEndTime(self) -> int:
+        """Return when the last job ended (ms), or -1."""
+        return self._pend
+
+    def schedulingDelay(self) -> int:
+        """Return the time from submission to the first job's start (ms), or -1."""
+        return self._pstart - self._submitted if self._pstart >= 0 else -1
+
+    def processingDelay(self) -> int:
+        """Return the time the batch's jobs took (ms), or -1."""
+        return self._pend - self._pstart if self._pstart >= 0 and self._pend >= 0 else -1
+
+    def totalDelay(self) -> int:
+        """Return scheduling delay plus processing delay (ms), or -1."""
+        s, p = self.schedulingDelay(), self.processingDelay()
+        return s + p if s >= 0 and p >= 0 else -1
+
+    def numRecords(self) -> int:
+        """Return the number of records the input streams put in the batch."""
+        return sum(info.numRecords() for info in self._inputs.values())
+
+    def outputOperationInfos(self) -> dict[int, OutputOperationInfo]:
+        """Return the batch's output operations, by id."""
+        return dict(self._outputs)
+
+    def __repr__(self) -> str:
+        return (f"BatchInfo(batchTime={self._batch!r}, numRecords={self.numRecords()}, "
+                f"schedulingDelay={self.schedulingDelay()}, "
+                f"processingDelay={self.processingDelay()})")
+
+
+class ReceiverInfo:
+    """A receiver's state (``JavaReceiverInfo``)."""
+
+    def __init__(self, streamId: int, name: str, active: bool, location: str = "driver",
+                 executorId: str = "driver", lastErrorMessage: str = "", lastError: str = "",
+                 lastErrorTime: int = -1) -> None:
+        self._fields = (streamId, name, active, location, executorId, lastErrorMessage,
+                        lastError, lastErrorTime)
+
+    def streamId(self) -> int:
+        """Return the id of the receiver's input stream."""
+        return self._fields[0]
+
+    def name(self) -> str:
+        """Return the receiver's name."""
+        return self._fields[1]
+
+    def active(self) -> bool:
+        """Return whether the receiver is running."""
+        return self._fields[2]
+
+    def location(self) -> str:
+        """Return where the receiver runs (always the driver here)."""
+        return self._fields[3]
+
+    def executorId(self) -> str:
+        """Return the executor id (``"driver"``: receivers run as driver threads)."""
+        return self._fields[4]
+
+    def lastErrorMessage(self) -> str:
+        """Return the last error's message, or ``""``."""
+        return self._fields[5]
+
+    def lastError(self) -> str:
+        """Return the last error's traceback text, or ``""``."""
+        return self._fields[6]
+
+    def lastErrorTime(self) -> int:
+        """Return when the last error happened (ms), or -1."""
+        return self._fields[7]
+
+
+class _Event:
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({vars(self)})"
+
+
+class StreamingListenerStreamingStarted(_Event):
+    """Posted once when the streaming context starts."""
+
+    def __init__(self, time: int) -> None:
+        self._time = time
+
+    def time(self) -> int:
+        """Return when streaming started (ms)."""
+        return self._time
+
+
+class _ReceiverEvent(_Event):
+    def __init__(self, receiverInfo: ReceiverInfo) -> None:
+        self._info = receiverInfo
+
+    def receiverInfo(self) -> ReceiverInfo:
+        """Return the receiver's state."""
+        return self._info
+
+
+class StreamingListenerReceiverStarted(_ReceiverEvent):
+    """Posted when a receiver starts (again)."""
+
+
+class StreamingListenerReceiverError(_ReceiverEvent):
+    """Posted when a receiver reports an error."""
+
+
+class StreamingListenerReceiverStopped(_ReceiverEvent):
+    """Posted when a receiver stops."""
+
+
+class _BatchEvent(_Event):
+    def __init__(self, batchInfo: BatchInfo) -> None:
+        self._info = batchInfo
+
+    def batchInfo(self) -> BatchInfo:
+        """Return the batch's info."""
+        return self._info
+
+
+class StreamingListenerBatchSubmitted(_BatchEvent):
+    """Posted when a batch's jobs are submitted."""
+
+
+class StreamingListenerBatchStarted(_BatchEvent):
+    """Posted when a batch's first job starts."""
+
+
+class StreamingListenerBatchCompleted(_BatchEvent):
+    """Posted when all of a batch's jobs are done (succeeded or failed)."""
+
+
+class _OutputEvent(_Event):
+    def __init__(self, outputOperationInfo: OutputOperationInfo) -> None:
+        self._info = outputOperationInfo
+
+    def outputOperationInfo(self) -> OutputOperationInfo:
+        """Return the output operation's info."""
+        return self._info
+
+
+class StreamingListenerOutputOperationStarted(_OutputEvent):
+    """Posted when an output operation's job starts."""
+
+
+class StreamingListenerOutputOperationCompleted(_OutputEvent):
+    """Posted when an output operation's job ends."""
+
+
+class StreamingListener:
+    """Receives the streaming engine's events; override the callbacks you need.
+
+    Example:
+        >>> class Printer(StreamingListener):
+        ...     def onBatchCompleted(self, batchCompleted):
+        ...         print(batchCompleted.batchInfo().processingDelay())
+    """
+
+    def __init__(self) -> None:
+        pass
+
+    def onStreamingStarted(self, streamingStarted: StreamingListenerStreamingStarted) -> None:
+        """Called when the streaming context has started."""
+
+    def onReceiverStarted(self, receiverStarted: StreamingListenerReceiverStarted) -> None:
+        """Called when a receiver has started."""
+
+    def onReceiverError(self, receiverError: StreamingListenerReceiverError) -> None:
+        """Called when a receiver has reported an error."""
+
+    def onReceiverStopped(self, receiverStopped: StreamingListenerReceiverStopped) -> None:
+        """Called when a receiver has stopped."""
+
+    def onBatchSubmitted(self, batchSubmitted: StreamingListenerBatchSubmitted) -> None:
+        """Called when a batch's jobs have been submitted."""
+
+    def onBatchStarted(self, batchStarted: StreamingListenerBatchStarted) -> None:
+        """Called when a batch's processing has started."""
+
+    def onBatchCompleted(self, batchCompleted: StreamingListenerBatchCompleted) -> None:
+        """Called when a batch's processing has completed."""
+
+    def onOutputOperationStarted(
+            self, outputOperationStarted: StreamingListenerOutputOperationStarted) -> None:
+        """Called when an output operation's job has started."""
+
+    def onOutputOperationCompleted(
+            self, outputOperationCompleted: StreamingListenerOutputOperationCompleted) -> None:
+        """Called when an output operation's job has completed."""
+
+
+_CALLBACKS: dict[type, str] = {
+    StreamingListenerStreamingStarted: "onStreamingStarted",
+    StreamingListenerReceiverStarted: "onReceiverStarted",
+    StreamingListenerReceiverError: "onReceiverError",
+    StreamingListenerReceiverStopped: "onReceiverStopped",
+    StreamingListenerBatchSubmitted: "onBatchSubmitted",
+    StreamingListenerBatchStarted: "onBatchStarted",
+    StreamingListenerBatchCompleted: "onBatchCompleted",
+    StreamingListenerOutputOperationStarted: "onOutputOperationStarted",
+    StreamingListenerOutputOperationCompleted: "onOutputOperationCompleted",
+}
+
+
+class ListenerBus:
+    """Delivers events to listeners, synchronously and in order."""
+
+    def __init__(self) -> None:
+        self._listeners: list[Any] = []
+        self._lock = threading.RLock()
+
+    def addListener(self, listener: Any) -> None:
+        """Register ``listener`` (any object with some of the ``on...`` callbacks)."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def removeListener(self, listener: Any) -> None:
+        """Unregister ``listener`` if present."""
+        with self._lock:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+    @property
+    def listeners(self) -> list[Any]:
+        """Return a copy of the registered listeners."""
+        with self._lock:
+            return list(self._listeners)
+
+    def post(self, event: _Event) -> None:
+        """Call the matching callback of every listener; log and skip a listener that raises."""
+        name = _CALLBACKS[type(event)]
+        with self._lock:
+            for listener in list(self._listeners):
+                callback = getattr(listener, name, None)
+                if callback is None:
+                    continue
+                try:
+                    callback(event)
+                except Exception:  # a broken listener must not break the engine
+                    _log.exception("StreamingListener %r raised in %s", listener, name)

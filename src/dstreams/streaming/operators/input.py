@@ -1,0 +1,197 @@
+"""Input streams: where each batch's data enters the graph.
+
+* :class:`InputDStream`: base; registers with the graph, emits every batch.
+* :class:`QueueInputDStream`: ``queueStream`` (one queued RDD per batch, or all of
+  them at once; then ``default`` or an empty one-partition RDD).
+* :class:`ReceiverInputDStream`: the blocks a receiver (``receiver.py``) stored
+  during the batch, one partition per block.
+* :class:`FileInputDStream`: ``textFileStream`` / ``binaryRecordsStream``; new
+  files in a directory (fsspec), read lazily inside tasks, one partition per file.
+
+Input streams are the graph's leaves; they are started and stopped by the
+StreamingContext through the graph.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any, Iterator
+
+from dstreams.streaming.dstream import DStream
+
+__all__ = ["InputDStream", "QueueInputDStream", "ReceiverInputDStream", "FileInputDStream",
+           "read_text_lines", "read_fixed_records"]
+
+
+class InputDStream(DStream[Any]):
+    """A leaf stream producing one RDD per batch interval."""
+
+    def __init__(self, ssc: Any) -> None:
+        super().__init__(ssc)
+        self.id: int = ssc._graph.addInputStream(self)
+        self.name = f"{type(self).__name__}-{self.id}"
+
+    @property
+    def _slide_ms(self) -> int:
+        return self._ssc._batch_ms
+
+    @property
+    def _dependencies(self) -> list[DStream[Any]]:
+        return []
+
+    def _start(self) -> None:
+        """Called once when the context starts."""
+
+    def _stop(self) -> None:
+        """Called once when the context stops."""
+
+    def _num_records(self, time_ms: int) -> int:
+        """Records this stream put in batch ``time_ms`` (0 when not known)."""
+        return 0
+
+
+class QueueInputDStream(InputDStream):
+    """``queueStream``: dequeues one RDD (or all) per batch."""
+
+    def __init__(self, ssc: Any, rdds: list[Any], oneAtATime: bool, default: Any) -> None:
+        super().__init__(ssc)
+        self._queue: deque[Any] = deque(rdds)
+        self._lock = threading.Lock()
+        self.oneAtATime = oneAtATime
+        self.default = default if default is not None else self._sc.parallelize([], 1)
+
+    def _push(self, rdd: Any) -> None:
+        """Append ``rdd`` to the queue (used by ``dstreams.testing.TestSource``)."""
+        with self._lock:
+            self._queue.append(rdd)
+
+    def _compute(self, time_ms: int) -> Any:
+        with self._lock:
+            if self.oneAtATime and self._queue:
+                buffer = [self._queue.popleft()]
+            else:
+                buffer = list(self._queue)
+                self._queue.clear()
+        if buffer:
+            return buffer[0] if self.oneAtATime else self._sc.union(buffer)
+        return self.default
+
+    def _clear_metadata(self, time_ms: int) -> None:
+        # Never unpersist the reused default RDD.
+        keep = self.default
+        assert self._remember_ms is not None
+        old = [t for t in self._generated if t <= time_ms - self._remember_ms]
+        for t in old:
+            rdd = self._generated.pop(t)
+            if rdd is not keep and self._storage_level is not None:
+                rdd.unpersist()
+
+
+class ReceiverInputDStream(InputDStream):
+    """A stream fed by a receiver; see ``receiver.py`` for how blocks are made."""
+
+    def __init__(self, ssc: Any, receiver: Any) -> None:
+        super().__init__(ssc)
+        self.receiver = receiver
+        receiver.streamId = self.id
+        self._records: dict[int, int] = {}
+
+    def _compute(self, time_ms: int) -> Any:
+        blocks = self._ssc._receiver_tracker.blocks_of_batch(time_ms, self.id)
+        self._records[time_ms] = sum(len(b) for b in blocks)
+        if not blocks:
+            return self._sc.emptyRDD()
+        return self._sc._parallelize_partitions(blocks)
+
+    def _num_records(self, time_ms: int) -> int:
+        return self._records.get(time_ms, 0)
+
+    def _clear_metadata(self, time_ms: int) -> None:
+        super()._clear_metadata(time_ms)
+        assert self._remember_ms is not None
+        for t in [t for t in self._records if t <= time_ms - self._remember_ms]:
+            del self._records[t]
+        self._ssc._receiver_tracker.cleanup_old_batches(time_ms - self._remember_ms, self.id)
+
+
+class FileInputDStream(InputDStream):
+    """New files of a directory, one partition per file; hidden files are skipped.
+
+    A file counts as new if it was not listed before (the files present at
+    ``start()`` are ignored).  Names starting with ``.`` or ``_`` are skipped.
+    Write files elsewhere and move them in, so a batch never sees a partial file.
+    """
+
+    def __init__(self, ssc: Any, directory: str, recordLength: int | None = None) -> None:
+        import fsspec.core
+
+        super().__init__(ssc)
+        self.directory = directory
+        self.recordLength = recordLength
+        self._fs, self._root = fsspec.core.url_to_fs(directory)
+        self._seen: set[str] = set()
+        self._names: dict[int, list[str]] = {}
+
+    def _list(self) -> dict[str, str]:
+        try:
+            self._fs.invalidate_cache()
+            entries = self._fs.ls(self._root, detail=True)
+        except FileNotFoundError:
+            return {}
+        out = {}
+        for e in entries:
+            name = e["name"]
+            base = name.rstrip("/").rsplit("/", 1)[-1]
+            if e.get("type") != "file" or base.startswith((".", "_")):
+                continue
+            out[name] = self._fs.unstrip_protocol(name)
+        return out
+
+    def _start(self) -> None:
+        self._seen = set(self._list())
+
+    def _compute(self, time_ms: int) -> Any:
+        listing = self._list()
+        new = sorted(n for n in listing if n not in self._seen)
+        self._seen = set(listing)  # forget deleted files: bounded by the directory's size
+        self._names[time_ms] = new
+        if not new:
+            return self._sc.emptyRDD()
+        parts = self._sc._parallelize_partitions([[listing[n]] for n in new])
+        if self.recordLength is None:
+            return parts.flatMap(read_text_lines)
+        length = self.recordLength
+        return parts.flatMap(lambda url: read_fixed_records(url, length))
+
+    def _clear_metadata(self, time_ms: int) -> None:
+        super()._clear_metadata(time_ms)
+        assert self._remember_ms is not None
+        for t in [t for t in self._names if t <= time_ms - self._remember_ms]:
+            del self._names[t]
+
+
+def read_text_lines(url: str) -> Iterator[str]:
+    """Yield the UTF-8 lines of the file at ``url`` (without line terminators)."""
+    import fsspec
+
+    with fsspec.open(url, "rb") as f:
+        text = f.read().decode("utf-8")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    for line in lines:
+        yield line[:-1] if line.endswith("\r") else line
+
+
+def read_fixed_records(url: str, length: int) -> Iterator[bytes]:
+    """Yield the ``length``-byte records of the file at ``url``."""
+    import fsspec
+
+    with fsspec.open(url, "rb") as f:
+        data = f.read()
+    if len(data) % length:
+        raise ValueError(f"file {url} has {len(data)} bytes, not a multiple of the record "
+                         f"length {length}; binaryRecordsStream needs fixed-length records")
+    for i in range(0, len(data), length):
+        yield data[i:i + length]

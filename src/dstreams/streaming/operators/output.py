@@ -1,0 +1,69 @@
+"""Output operators: the only streams that turn into jobs.
+
+:class:`ForEachDStream` is registered with the graph by ``foreachRDD``, ``pprint``
+and ``saveAsTextFiles``.  At each batch time the job generator asks it for a job;
+the job (run later by the job scheduler, in batch order) calls the user function
+on the driver with the batch's ``datetime`` and RDD.
+
+``take_and_print`` prints PySpark's exact ``pprint`` text; ``rdd_to_file_name``
+names ``saveAsTextFiles`` outputs exactly as PySpark does.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Callable
+
+from dstreams.streaming._util import to_datetime
+from dstreams.streaming.dstream import DStream
+
+__all__ = ["ForEachDStream", "take_and_print", "rdd_to_file_name"]
+
+_DASHES = "-------------------------------------------"
+
+
+class ForEachDStream(DStream[Any]):
+    """Runs ``func(time, rdd)`` on the driver for every RDD of ``parent``."""
+
+    def __init__(self, parent: DStream[Any], func: Callable[[datetime, Any], Any], name: str) -> None:
+        super().__init__(parent._ssc)
+        self.parent, self.func, self.name = parent, func, name
+
+    @property
+    def _slide_ms(self) -> int:
+        return self.parent._slide_ms
+
+    @property
+    def _dependencies(self) -> list[DStream[Any]]:
+        return [self.parent]
+
+    def _compute(self, time_ms: int) -> Any:
+        return None
+
+    def _generate_job(self, time_ms: int) -> Callable[[], Any] | None:
+        """Return the job body for ``time_ms``, or None if the parent has no RDD then."""
+        rdd = self.parent._get_or_compute(time_ms)
+        if rdd is None:
+            return None
+        func, when = self.func, to_datetime(time_ms)
+        return lambda: func(when, rdd)
+
+
+def take_and_print(time: datetime, rdd: Any, num: int) -> None:
+    """Print up to ``num`` records of ``rdd`` under PySpark's ``pprint`` header."""
+    taken = rdd.take(num + 1)
+    lines = [_DASHES, f"Time: {time}", _DASHES]
+    lines.extend(str(record) for record in taken[:num])
+    if len(taken) > num:
+        lines.append("...")
+    lines.append("")
+    print("\n".join(lines))
+
+
+def rdd_to_file_name(prefix: str, suffix: str | None, timestamp: datetime | int) -> str:
+    """Return ``prefix-<time in ms>`` or ``prefix-<time in ms>.suffix``."""
+    if isinstance(timestamp, datetime):
+        timestamp = int(round(timestamp.timestamp() * 1000))
+    if suffix is None:
+        return f"{prefix}-{timestamp}"
+    return f"{prefix}-{timestamp}.{suffix}"

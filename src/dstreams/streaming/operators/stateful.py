@@ -1,0 +1,60 @@
+"""``updateStateByKey``: per-key state carried from batch to batch.
+
+Ports Spark's ``PythonStateDStream`` with the ``reduceFunc`` closure of PySpark's
+``updateStateByKey``: state at t = cogroup(state at t - slide, batch at t), then
+``updateFunc(newValues, oldState)`` for every key, dropping keys whose new state
+is None.  With no previous state the initial RDD (if any) stands in for it; when
+the parent has no RDD at t, the previous state is carried over unchanged.
+
+State RDDs chain on each other, so they are persisted and checkpointed every
+checkpoint interval (at least 10 s by default), which keeps lineage bounded.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from dstreams.streaming.dstream import DStream
+
+__all__ = ["StateDStream"]
+
+
+class StateDStream(DStream[Any]):
+    """The state stream behind ``updateStateByKey``."""
+
+    _must_checkpoint = True
+
+    def __init__(self, parent: DStream[Any], updateFunc: Callable[[list[Any], Any], Any],
+                 numPartitions: int, initialRDD: Any = None) -> None:
+        from dstreams import StorageLevel
+
+        super().__init__(parent._ssc)
+        self.parent, self.updateFunc = parent, updateFunc
+        self.numPartitions, self.initialRDD = numPartitions, initialRDD
+        self._created_by = "updateStateByKey"
+        self._storage_level = StorageLevel.MEMORY_ONLY
+
+    @property
+    def _slide_ms(self) -> int:
+        return self.parent._slide_ms
+
+    @property
+    def _dependencies(self) -> list[DStream[Any]]:
+        return [self.parent]
+
+    def _update(self, a: Any, b: Any) -> Any:
+        update, n = self.updateFunc, self.numPartitions
+        if a is None:
+            g = b.groupByKey(n).mapValues(lambda vs: (list(vs), None))
+        else:
+            g = a.cogroup(b.partitionBy(n), n)
+            g = g.mapValues(lambda ab: (list(ab[1]), list(ab[0])[0] if len(ab[0]) else None))
+        state = g.mapValues(lambda vs_s: update(vs_s[0], vs_s[1]))
+        return state.filter(lambda k_v: k_v[1] is not None)
+
+    def _compute(self, time_ms: int) -> Any:
+        last = self._get_or_compute(time_ms - self._slide_ms)
+        rdd = self.parent._get_or_compute(time_ms)
+        if rdd is not None:
+            return self._update(last if last is not None else self.initialRDD, rdd)
+        return last
