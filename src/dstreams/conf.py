@@ -1,0 +1,257 @@
+"""Configuration: :class:`Conf` (SparkConf's surface) and the registry of every key.
+
+Every configuration key the engine reads is declared once in :data:`KEYS`, with its default and
+meaning; ``docs/configuration.md`` is generated from the same table (see
+``python -m dstreams.conf``). Keys use the ``dstreams.`` prefix and mirror Spark's names; the same
+key with a ``spark.`` prefix is accepted as an alias so ported programs keep their settings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = ["Conf", "ConfigKey", "KEYS", "canonical_key", "parse_duration_ms", "parse_master"]
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One documented configuration key."""
+
+    name: str
+    default: str | None
+    doc: str
+
+
+def _k(name: str, default: str | None, doc: str) -> tuple[str, ConfigKey]:
+    return name, ConfigKey(name, default, doc)
+
+
+KEYS: dict[str, ConfigKey] = dict(
+    [
+        _k("dstreams.master", "local[*]", "Where tasks run: `local`, `local[N]` or `local[*]`."),
+        _k("dstreams.app.name", "dstreams", "Application name shown in logs."),
+        _k(
+            "dstreams.default.parallelism",
+            None,
+            "Default number of partitions for parallelize and shuffles; "
+            "defaults to the number of local workers.",
+        ),
+        _k(
+            "dstreams.task.maxFailures",
+            "4",
+            "Attempts per task before its job fails (Spark's meaning: 1 means no retry).",
+        ),
+        _k("dstreams.speculation", "false", "Relaunch tasks that run much longer than their peers."),
+        _k(
+            "dstreams.speculation.multiplier",
+            "1.5",
+            "A task is speculatable when it runs this many times longer than the median.",
+        ),
+        _k(
+            "dstreams.speculation.quantile",
+            "0.75",
+            "Fraction of a stage's tasks that must finish before speculation starts.",
+        ),
+        _k(
+            "dstreams.speculation.minTaskRuntime",
+            "100ms",
+            "Tasks younger than this are never speculated.",
+        ),
+        _k(
+            "dstreams.executor.heartbeatInterval",
+            "200ms",
+            "How often the driver checks that worker processes are alive.",
+        ),
+        _k(
+            "dstreams.local.dir",
+            None,
+            "Scratch directory for broadcast files; defaults to a fresh temporary directory.",
+        ),
+        _k("dstreams.log.level", "WARN", "Log level of the `dstreams` logger (setLogLevel)."),
+        _k(
+            "dstreams.checkpoint.dir",
+            None,
+            "Default reliable checkpoint directory (any fsspec URL); setCheckpointDir overrides it.",
+        ),
+        # --- streaming keys ---
+        _k(
+            "dstreams.streaming.blockInterval",
+            "200ms",
+            "Receivers cut received data into one block (one partition) per interval.",
+        ),
+        _k(
+            "dstreams.streaming.receiverRestartDelay",
+            "2000ms",
+            "How long a failed receiver waits before it is started again.",
+        ),
+        _k(
+            "dstreams.streaming.checkpointInterval",
+            "10s",
+            "Default checkpoint interval of state streams (rounded up to a multiple of the slide).",
+        ),
+        _k(
+            "dstreams.streaming.gracefulStopTimeout",
+            None,
+            "Longest a graceful stop waits for received data to be processed "
+            "(default: 10 batch intervals).",
+        ),
+        _k(
+            "dstreams.streaming.unpersist",
+            "true",
+            "Unpersist the RDDs a stream generated once they fall out of its remember window.",
+        ),
+        _k(
+            "dstreams.streaming.clock",
+            "system",
+            "Clock driving batch times: `system`, or `manual` (tests; advance it yourself).",
+        ),
+        # --- end streaming keys ---
+    ]
+)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$")
+_UNITS_MS = {"ms": 1.0, "s": 1000.0, "m": 60000.0, "min": 60000.0, "h": 3600000.0}
+
+
+def parse_duration_ms(value: str | int | float, key: str = "duration") -> int:
+    """Parse ``"200ms"``, ``"2s"``, ``"1min"`` or a bare number of milliseconds."""
+    if isinstance(value, (int, float)):
+        return int(value)
+    m = _DURATION.match(value)
+    if not m:
+        raise ValueError(f"{key}={value!r} is not a duration; write e.g. '200ms', '2s' or '1min'")
+    return int(float(m.group(1)) * _UNITS_MS[m.group(2) or "ms"])
+
+
+def parse_master(master: str) -> int:
+    """Return the number of local workers a master URL asks for.
+
+    ``local`` is one worker, ``local[N]`` is N, ``local[*]`` is one per CPU core.
+    """
+    if master == "local":
+        return 1
+    m = re.fullmatch(r"local\[(\*|\d+)(?:,\s*\d+)?\]", master.strip())
+    if not m:
+        raise ValueError(
+            f"master {master!r} is not supported; use 'local', 'local[N]' or 'local[*]'"
+        )
+    n = (os.cpu_count() or 1) if m.group(1) == "*" else int(m.group(1))
+    if n < 1:
+        raise ValueError(f"master {master!r} asks for {n} workers; N must be at least 1")
+    return n
+
+
+def canonical_key(key: str) -> str:
+    """Map a ``spark.*`` alias to its ``dstreams.*`` key."""
+    if not isinstance(key, str):
+        raise TypeError(f"configuration keys are strings, got {key!r}")
+    return "dstreams." + key[len("spark.") :] if key.startswith("spark.") else key
+
+
+class Conf:
+    """Configuration for a :class:`~dstreams.Context`, with SparkConf's methods.
+
+    Example:
+        >>> conf = Conf().setMaster("local[2]").setAppName("wc").set("spark.task.maxFailures", "2")
+        >>> conf.get("dstreams.task.maxFailures")
+        '2'
+    """
+
+    def __init__(self, loadDefaults: bool = True) -> None:
+        self._settings: dict[str, str] = {}
+        if loadDefaults:
+            for name, value in os.environ.items():
+                if name.startswith("DSTREAMS_CONF_"):
+                    key = name[len("DSTREAMS_CONF_") :].lower().replace("__", ".")
+                    self._settings["dstreams." + key] = value
+
+    def set(self, key: str, value: object) -> Conf:
+        """Set a key (``spark.`` aliases accepted); returns self for chaining."""
+        self._settings[canonical_key(key)] = str(value)
+        return self
+
+    def setIfMissing(self, key: str, value: object) -> Conf:
+        if not self.contains(key):
+            self.set(key, value)
+        return self
+
+    def setMaster(self, value: str) -> Conf:
+        return self.set("dstreams.master", value)
+
+    def setAppName(self, value: str) -> Conf:
+        return self.set("dstreams.app.name", value)
+
+    def setAll(self, pairs: Iterable[tuple[str, object]]) -> Conf:
+        for k, v in pairs:
+            self.set(k, v)
+        return self
+
+    def get(self, key: str, defaultValue: str | None = None) -> str | None:
+        """The value set for ``key``, else ``defaultValue`` (as SparkConf.get)."""
+        return self._settings.get(canonical_key(key), defaultValue)
+
+    def getAll(self) -> list[tuple[str, str]]:
+        return sorted(self._settings.items())
+
+    def contains(self, key: str) -> bool:
+        return canonical_key(key) in self._settings
+
+    def toDebugString(self) -> str:
+        return "\n".join(f"{k}={v}" for k, v in self.getAll())
+
+    # typed accessors used by the engine: they fall back to the registry's defaults
+    def _value(self, key: str) -> str | None:
+        if key not in KEYS:
+            raise KeyError(f"{key!r} is not a registered configuration key")
+        v = self._settings.get(key)
+        return KEYS[key].default if v is None else v
+
+    def get_int(self, key: str) -> int | None:
+        v = self._value(key)
+        if v is None:
+            return None
+        try:
+            return int(v)
+        except ValueError:
+            raise ValueError(f"{key}={v!r} must be an integer") from None
+
+    def get_float(self, key: str) -> float:
+        v = self._value(key)
+        try:
+            return float(v)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ValueError(f"{key}={v!r} must be a number") from None
+
+    def get_bool(self, key: str) -> bool:
+        v = (self._value(key) or "false").strip().lower()
+        if v not in ("true", "false", "1", "0", "yes", "no"):
+            raise ValueError(f"{key}={v!r} must be true or false")
+        return v in ("true", "1", "yes")
+
+    def get_duration_ms(self, key: str) -> int:
+        return parse_duration_ms(self._value(key) or "0", key)
+
+    def get_str(self, key: str) -> str | None:
+        return self._value(key)
+
+    def copy(self) -> Conf:
+        c = Conf(loadDefaults=False)
+        c._settings = dict(self._settings)
+        return c
+
+    def __repr__(self) -> str:
+        return f"Conf({self._settings!r})"
+
+
+def _markdown() -> str:
+    lines = ["| key | default | meaning |", "| --- | --- | --- |"]
+    for k in KEYS.values():
+        lines.append(f"| `{k.name}` | `{k.default}` | {k.doc} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(_markdown())

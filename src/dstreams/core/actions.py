@@ -1,0 +1,322 @@
+"""Actions of :class:`~dstreams.RDD`: the operators that run a job and return to the driver.
+
+Each action is a per-partition function handed to ``Context.runJob`` plus a small merge on the
+driver, following PySpark's definitions so that results (and their order) match.
+"""
+
+from __future__ import annotations
+
+import copy
+import heapq
+import math
+
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterator
+from functools import reduce as _reduce
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dstreams.core.rdd import RDD
+
+__all__ = ["ActionsMixin", "StatCounter"]
+
+
+class StatCounter:
+    """Count, mean, variance, min and max in one pass (PySpark's ``StatCounter``)."""
+
+    def __init__(self, values: Any = ()) -> None:
+        self.n = 0
+        self.mu = 0.0
+        self.m2 = 0.0
+        self.maxValue = float("-inf")
+        self.minValue = float("inf")
+        for v in values:
+            self.merge(v)
+
+    def merge(self, value: Any) -> StatCounter:
+        delta = value - self.mu
+        self.n += 1
+        self.mu += delta / self.n
+        self.m2 += delta * (value - self.mu)
+        self.maxValue = max(self.maxValue, value)
+        self.minValue = min(self.minValue, value)
+        return self
+
+    def mergeStats(self, other: StatCounter) -> StatCounter:
+        if other.n == 0:
+            return self
+        if self.n == 0:
+            self.n, self.mu, self.m2 = other.n, other.mu, other.m2
+            self.maxValue, self.minValue = other.maxValue, other.minValue
+            return self
+        delta = other.mu - self.mu
+        n = self.n + other.n
+        self.mu = (self.mu * self.n + other.mu * other.n) / n
+        self.m2 += other.m2 + delta * delta * self.n * other.n / n
+        self.n = n
+        self.maxValue = max(self.maxValue, other.maxValue)
+        self.minValue = min(self.minValue, other.minValue)
+        return self
+
+    def count(self) -> int:
+        return self.n
+
+    def mean(self) -> float:
+        return float(self.mu) if self.n else float("nan")
+
+    def sum(self) -> float:
+        return self.n * self.mu
+
+    def min(self) -> Any:
+        return self.minValue
+
+    def max(self) -> Any:
+        return self.maxValue
+
+    def variance(self) -> float:
+        return self.m2 / self.n if self.n else float("nan")
+
+    def sampleVariance(self) -> float:
+        return self.m2 / (self.n - 1) if self.n > 1 else float("nan")
+
+    def stdev(self) -> float:
+        return math.sqrt(self.variance())
+
+    def sampleStdev(self) -> float:
+        return math.sqrt(self.sampleVariance())
+
+    def __repr__(self) -> str:
+        return (
+            f"(count: {self.count()}, mean: {self.mean()}, stdev: {self.stdev()}, "
+            f"max: {self.max()}, min: {self.min()})"
+        )
+
+
+class ActionsMixin:
+    """PySpark's RDD actions."""
+
+    def collect(self: RDD[Any]) -> list[Any]:
+        """All elements, in partition order."""
+        return self.ctx.runJob(self, list)
+
+    def count(self: RDD[Any]) -> int:
+        return sum(self.ctx._run_job_per_partition(self, _count))
+
+    def first(self: RDD[Any]) -> Any:
+        rs = self.take(1)
+        if rs:
+            return rs[0]
+        raise ValueError("RDD is empty")
+
+    def take(self: RDD[Any], num: int) -> list[Any]:
+        """The first ``num`` elements, scanning as few partitions as possible (as PySpark)."""
+        items: list[Any] = []
+        total_parts = self.getNumPartitions()
+        parts_scanned = 0
+        while len(items) < num and parts_scanned < total_parts:
+            num_parts_to_try = 1
+            if parts_scanned > 0:
+                if len(items) == 0:
+                    num_parts_to_try = parts_scanned * 4
+                else:
+                    num_parts_to_try = int(1.5 * num * parts_scanned / len(items)) - parts_scanned
+                    num_parts_to_try = min(max(num_parts_to_try, 1), parts_scanned * 4)
+            left = num - len(items)
+
+            def take_up_to(it: Iterator[Any], left: int = left) -> list[Any]:
+                out = []
+                for x in it:
+                    out.append(x)
+                    if len(out) >= left:
+                        break
+                return out
+
+            p = range(parts_scanned, min(parts_scanned + num_parts_to_try, total_parts))
+            items += self.ctx.runJob(self, take_up_to, list(p))
+            parts_scanned += num_parts_to_try
+        return items[:num]
+
+    def isEmpty(self: RDD[Any]) -> bool:
+        return self.getNumPartitions() == 0 or len(self.take(1)) == 0
+
+    def top(self: RDD[Any], num: int, key: Callable[[Any], Any] | None = None) -> list[Any]:
+        """The ``num`` largest elements, largest first."""
+        parts = self.ctx._run_job_per_partition(
+            self, lambda it: heapq.nlargest(num, it, key=key)
+        )
+        return heapq.nlargest(num, (x for p in parts for x in p), key=key)
+
+    def takeOrdered(self: RDD[Any], num: int, key: Callable[[Any], Any] | None = None) -> list[Any]:
+        """The ``num`` smallest elements, in ascending order."""
+        parts = self.ctx._run_job_per_partition(
+            self, lambda it: heapq.nsmallest(num, it, key=key)
+        )
+        return heapq.nsmallest(num, (x for p in parts for x in p), key=key)
+
+    def takeSample(
+        self: RDD[Any], withReplacement: bool, num: int, seed: int | None = None
+    ) -> list[Any]:
+        import random
+
+        if num < 0:
+            raise ValueError(f"num={num!r} must be non-negative")
+        data = self.collect()
+        rng = random.Random(seed)
+        if withReplacement:
+            return [rng.choice(data) for _ in range(num)] if data else []
+        rng.shuffle(data)
+        return data[:num]
+
+    # -- folding -------------------------------------------------------------------------------
+    def reduce(self: RDD[Any], f: Callable[[Any, Any], Any]) -> Any:
+        """Reduce all elements with a commutative, associative ``f``."""
+        if not callable(f):
+            raise TypeError(f"reduce expects a function, got {f!r}")
+        empty = object()
+
+        def func(it: Iterator[Any]) -> Any:
+            return _reduce(f, it, empty)
+
+        vals = [v for v in self.ctx._run_job_per_partition(self, func) if v is not empty]
+        if vals:
+            return _reduce(f, vals)
+        raise ValueError("Can not reduce() empty RDD")
+
+    def treeReduce(self: RDD[Any], f: Callable[[Any, Any], Any], depth: int = 2) -> Any:
+        return self.reduce(f)
+
+    def fold(self: RDD[Any], zeroValue: Any, op: Callable[[Any, Any], Any]) -> Any:
+        """Fold each partition from ``zeroValue``, then fold the partition results."""
+
+        def func(it: Iterator[Any]) -> Any:
+            acc = copy.deepcopy(zeroValue)
+            for obj in it:
+                acc = op(acc, obj)
+            return acc
+
+        vals = self.ctx._run_job_per_partition(self, func)
+        return _reduce(op, vals, zeroValue)
+
+    def aggregate(
+        self: RDD[Any],
+        zeroValue: Any,
+        seqOp: Callable[[Any, Any], Any],
+        combOp: Callable[[Any, Any], Any],
+    ) -> Any:
+        """Aggregate each partition with ``seqOp``, then combine with ``combOp``."""
+
+        def func(it: Iterator[Any]) -> Any:
+            acc = copy.deepcopy(zeroValue)
+            for obj in it:
+                acc = seqOp(acc, obj)
+            return acc
+
+        vals = self.ctx._run_job_per_partition(self, func)
+        return _reduce(combOp, vals, zeroValue)
+
+    def treeAggregate(
+        self: RDD[Any],
+        zeroValue: Any,
+        seqOp: Callable[[Any, Any], Any],
+        combOp: Callable[[Any, Any], Any],
+        depth: int = 2,
+    ) -> Any:
+        return self.aggregate(zeroValue, seqOp, combOp)
+
+    # -- numeric -------------------------------------------------------------------------------
+    def sum(self: RDD[Any]) -> Any:
+        return sum(self.ctx._run_job_per_partition(self, sum))
+
+    def max(self: RDD[Any], key: Callable[[Any], Any] | None = None) -> Any:
+        return self.reduce(max if key is None else (lambda a, b: max(a, b, key=key)))
+
+    def min(self: RDD[Any], key: Callable[[Any], Any] | None = None) -> Any:
+        return self.reduce(min if key is None else (lambda a, b: min(a, b, key=key)))
+
+    def stats(self: RDD[Any]) -> StatCounter:
+        parts = self.ctx._run_job_per_partition(self, StatCounter)
+        return _reduce(StatCounter.mergeStats, parts, StatCounter())
+
+    def mean(self: RDD[Any]) -> float:
+        return self.stats().mean()
+
+    def variance(self: RDD[Any]) -> float:
+        return self.stats().variance()
+
+    def stdev(self: RDD[Any]) -> float:
+        return self.stats().stdev()
+
+    def sampleVariance(self: RDD[Any]) -> float:
+        return self.stats().sampleVariance()
+
+    def sampleStdev(self: RDD[Any]) -> float:
+        return self.stats().sampleStdev()
+
+    # -- side effects --------------------------------------------------------------------------
+    def foreach(self: RDD[Any], f: Callable[[Any], Any]) -> None:
+        """Run ``f`` on every element, in the workers."""
+
+        def func(it: Iterator[Any]) -> int:
+            for x in it:
+                f(x)
+            return 0
+
+        self.ctx._run_job_per_partition(self, func)
+
+    def foreachPartition(self: RDD[Any], f: Callable[[Iterator[Any]], Any]) -> None:
+        """Run ``f`` on each partition's iterator, in the workers."""
+
+        def func(it: Iterator[Any]) -> int:
+            r = f(it)
+            if r is not None and hasattr(r, "__next__"):
+                for _ in r:
+                    pass
+            return 0
+
+        self.ctx._run_job_per_partition(self, func)
+
+    # -- counting and lookup -------------------------------------------------------------------
+    def countByValue(self: RDD[Any]) -> dict[Any, int]:
+        """How many times each element occurs (a defaultdict(int), as PySpark)."""
+        from collections import Counter
+
+        parts = self.ctx._run_job_per_partition(self, lambda it: dict(Counter(it)))
+        out: defaultdict[Any, int] = defaultdict(int)
+        for d in parts:
+            for k, v in d.items():
+                out[k] += v
+        return out
+
+    def countByKey(self: RDD[Any]) -> dict[Any, int]:
+        return self.map(lambda kv: kv[0]).countByValue()
+
+    def collectAsMap(self: RDD[Any]) -> dict[Any, Any]:
+        return dict(self.collect())
+
+    def lookup(self: RDD[Any], key: Any) -> list[Any]:
+        """The values for ``key``; scans one partition when the RDD has a partitioner."""
+        values = self.filter(lambda kv: kv[0] == key).values()
+        if self.partitioner is not None:
+            return self.ctx.runJob(values, list, [self.partitioner(key)])
+        return values.collect()
+
+    # -- output ----------------------------------------------------------------------------------
+    def saveAsTextFile(self: RDD[Any], path: str, compressionCodecClass: str | None = None) -> None:
+        """Write ``str(x)`` lines to ``path/part-NNNNN`` (any fsspec URL), then ``_SUCCESS``."""
+        from dstreams.core.io import save_as_text_file
+
+        save_as_text_file(self, path, compressionCodecClass)
+
+    def saveAsPickleFile(self: RDD[Any], path: str, batchSize: int = 10) -> None:
+        """Write pickled partitions to ``path/part-NNNNN`` (read back with ``pickleFile``)."""
+        from dstreams.core.io import save_as_pickle_file
+
+        save_as_pickle_file(self, path)
+
+
+def _count(it: Iterator[Any]) -> int:
+    last = deque(enumerate(it, 1), maxlen=1)  # counts at C speed
+    return last[0][0] if last else 0
+
+
+

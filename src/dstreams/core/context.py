@@ -1,0 +1,364 @@
+"""Context: the driver's entry point (PySpark's ``SparkContext``).
+
+It owns the configuration, the executor backend (``local[N]`` worker processes by default), the
+job runner that schedules every action, shared variables, and the checkpoint directory. It
+creates source RDDs (``parallelize``, ``range``, ``textFile``...) and runs jobs (``runJob``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, ClassVar
+
+import cloudpickle
+
+from dstreams.conf import Conf, parse_master
+from dstreams.core.checkpoint import pending_checkpoints, write_checkpoint
+from dstreams.core.io import (
+    ParallelCollectionRDD,
+    PickleFileRDD,
+    TextFileRDD,
+    WholeTextFilesRDD,
+    slice_like_pyspark,
+)
+from dstreams.core.rdd import RDD, UnionRDD
+from dstreams.core.shared import Accumulator, AccumulatorParam, Broadcast, default_param
+from dstreams.errors import ContextStoppedError, SerializationError
+
+__all__ = ["Context"]
+
+log = logging.getLogger("dstreams")
+
+_LEVELS = {
+    "ALL": logging.NOTSET,
+    "DEBUG": logging.DEBUG,
+    "TRACE": logging.DEBUG,
+    "INFO": logging.INFO,
+    "WARN": logging.WARNING,
+    "WARNING": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "FATAL": logging.CRITICAL,
+    "OFF": logging.CRITICAL + 10,
+}
+
+
+class Context:
+    """The driver of a dstreams application (PySpark's ``SparkContext``).
+
+    Args:
+        master: ``local``, ``local[N]`` or ``local[*]``; defaults to ``dstreams.master``.
+        appName: a name for logs.
+        conf: a :class:`~dstreams.Conf`; ``spark.*`` keys are accepted as aliases.
+
+    Other SparkContext arguments (``sparkHome``, ``pyFiles``, ``batchSize``...) are accepted and
+    ignored, so that ported programs start unchanged.
+
+    Example:
+        >>> with Context("local[2]", "example") as sc:
+        ...     sc.parallelize(range(10)).filter(lambda x: x % 2).sum()
+        25
+    """
+
+    _active: ClassVar[Context | None] = None
+    _lock: ClassVar[threading.RLock] = threading.RLock()
+
+    def __init__(
+        self,
+        master: str | None = None,
+        appName: str | None = None,
+        sparkHome: str | None = None,
+        pyFiles: Any = None,
+        environment: Any = None,
+        batchSize: int = 0,
+        serializer: Any = None,
+        conf: Conf | None = None,
+        gateway: Any = None,
+        jsc: Any = None,
+        profiler_cls: Any = None,
+    ) -> None:
+        if conf is not None and not isinstance(conf, Conf):
+            raise TypeError(f"conf must be a dstreams.Conf, got {conf!r}")
+        self._conf = conf.copy() if conf is not None else Conf()
+        if master is not None:
+            self._conf.setMaster(master)
+        if appName is not None:
+            self._conf.setAppName(appName)
+        self.master = self._conf.get_str("dstreams.master") or "local[*]"
+        self.appName = self._conf.get_str("dstreams.app.name") or "dstreams"
+        num_workers = parse_master(self.master)
+        with Context._lock:
+            if Context._active is not None:
+                raise ValueError(
+                    f"Cannot run multiple Contexts at once; existing Context"
+                    f"(app={Context._active.appName}, master={Context._active.master}); "
+                    "call stop() on it first or use Context.getOrCreate()"
+                )
+            Context._active = self
+        self._stopped = False
+        self._rdd_ids = itertools.count()
+        self._ids = itertools.count()
+        self._checkpoint_dir: str | None = self._conf.get_str("dstreams.checkpoint.dir")
+        local_dir = self._conf.get_str("dstreams.local.dir")
+        self._local_dir = tempfile.mkdtemp(prefix="dstreams-", dir=local_dir)
+        self._accumulators: dict[int, Accumulator[Any]] = {}
+        self._broadcasts: dict[int, Broadcast[Any]] = {}
+        self.setLogLevel(self._conf.get_str("dstreams.log.level") or "WARN")
+        try:
+            from dstreams.executor.local import LocalBackend
+            from dstreams.scheduler.runner import JobRunner
+
+            self._backend = LocalBackend(num_workers, self._conf)
+            self._runner = JobRunner(self._backend, self._conf, self._accumulators)
+        except BaseException:
+            with Context._lock:
+                Context._active = None
+            shutil.rmtree(self._local_dir, ignore_errors=True)
+            raise
+        self.defaultParallelism: int = self._conf.get_int("dstreams.default.parallelism") or (
+            num_workers
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    @classmethod
+    def getOrCreate(cls, conf: Conf | None = None) -> Context:
+        """The active Context, or a new one from ``conf``."""
+        with cls._lock:
+            if cls._active is not None:
+                return cls._active
+        return cls(conf=conf)
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def __getstate__(self) -> Any:
+        raise SerializationError(
+            "It appears that you are attempting to reference the Context from a broadcast "
+            "variable, action, or transformation. The Context can only be used on the driver, "
+            "not in code that runs on workers."
+        )
+
+    def stop(self) -> None:
+        """Stop the workers and release every resource. Safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            self._runner.stop()
+            self._backend.stop()
+        finally:
+            shutil.rmtree(self._local_dir, ignore_errors=True)
+            with Context._lock:
+                if Context._active is self:
+                    Context._active = None
+
+    def _check_alive(self) -> None:
+        if self._stopped:
+            raise ContextStoppedError(
+                "this Context was stopped; create a new Context to run more jobs"
+            )
+
+    # -- properties ----------------------------------------------------------------------------
+    @property
+    def version(self) -> str:
+        from dstreams import __version__
+
+        return __version__
+
+    @property
+    def defaultMinPartitions(self) -> int:
+        return min(self.defaultParallelism, 2)
+
+    @property
+    def applicationId(self) -> str:
+        return f"local-{os.getpid()}"
+
+    @property
+    def uiWebUrl(self) -> None:
+        return None
+
+    def getConf(self) -> Conf:
+        return self._conf.copy()
+
+    def setLogLevel(self, logLevel: str) -> None:
+        """Set the ``dstreams`` logger's level (ALL, DEBUG, INFO, WARN, ERROR, FATAL, OFF)."""
+        level = _LEVELS.get(str(logLevel).upper())
+        if level is None:
+            raise ValueError(f"logLevel={logLevel!r} is not one of {', '.join(_LEVELS)}")
+        log.setLevel(level)
+
+    def setCheckpointDir(self, dirName: str) -> None:
+        """Directory (any fsspec URL shared by all workers) for reliable RDD checkpoints."""
+        if not isinstance(dirName, str) or not dirName:
+            raise ValueError(f"dirName={dirName!r} must be a non-empty path or URL")
+        import fsspec
+
+        fs, _, (root,) = fsspec.get_fs_token_paths(dirName)
+        fs.makedirs(root, exist_ok=True)
+        self._checkpoint_dir = dirName
+
+    def getCheckpointDir(self) -> str | None:
+        return self._checkpoint_dir
+
+    def setJobGroup(self, groupId: str, description: str, interruptOnCancel: bool = False) -> None:
+        self._job_group = (groupId, description)
+
+    def setLocalProperty(self, key: str, value: str) -> None:
+        pass
+
+    def _new_rdd_id(self) -> int:
+        return next(self._rdd_ids)
+
+    # -- creating RDDs -------------------------------------------------------------------------
+    def parallelize(self, c: Iterable[Any], numSlices: int | None = None) -> RDD[Any]:
+        """Distribute a local collection into ``numSlices`` partitions (PySpark's slicing)."""
+        self._check_alive()
+        n = self.defaultParallelism if numSlices is None else numSlices
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"numSlices={numSlices!r} must be a positive integer")
+        if isinstance(c, range):
+            size = len(c)
+            if size == 0:
+                return self.parallelize([], n)
+            step = c[1] - c[0] if size > 1 else 1
+            start0 = c[0]
+
+            def start(split: int) -> int:
+                return start0 + int(split * size / n) * step
+
+            return ParallelCollectionRDD(
+                self, [range(start(i), start(i + 1), step) for i in range(n)]
+            )
+        try:
+            data = list(c)
+        except TypeError:
+            raise TypeError(f"parallelize expects an iterable, got {c!r}") from None
+        return ParallelCollectionRDD(self, slice_like_pyspark(data, n))
+
+    def _parallelize_partitions(self, parts: list[list[Any]]) -> RDD[Any]:
+        """An RDD with exactly these partitions (received blocks: one partition per block)."""
+        self._check_alive()
+        return ParallelCollectionRDD(self, [list(p) for p in parts] or [[]])
+
+    def range(
+        self, start: int, end: int | None = None, step: int = 1, numSlices: int | None = None
+    ) -> RDD[int]:
+        """Integers from ``start`` to ``end`` (exclusive) by ``step``."""
+        if end is None:
+            start, end = 0, start
+        return self.parallelize(range(start, end, step), numSlices)
+
+    def emptyRDD(self) -> RDD[Any]:
+        """An RDD with no partitions."""
+        self._check_alive()
+        return ParallelCollectionRDD(self, [])
+
+    def textFile(
+        self, name: str, minPartitions: int | None = None, use_unicode: bool = True
+    ) -> RDD[str]:
+        """Lines of a file, a directory, a glob or a comma-separated list (any fsspec URL)."""
+        self._check_alive()
+        n = self.defaultMinPartitions if minPartitions is None else minPartitions
+        return TextFileRDD(self, name, n, use_unicode)
+
+    def wholeTextFiles(
+        self, path: str, minPartitions: int | None = None, use_unicode: bool = True
+    ) -> RDD[tuple[str, str]]:
+        """``(path, content)`` for each file under ``path`` (any fsspec URL)."""
+        self._check_alive()
+        n = self.defaultMinPartitions if minPartitions is None else minPartitions
+        return WholeTextFilesRDD(self, path, n, use_unicode)
+
+    def pickleFile(self, name: str, minPartitions: int | None = None) -> RDD[Any]:
+        """Records written by ``RDD.saveAsPickleFile``."""
+        self._check_alive()
+        return PickleFileRDD(self, name)
+
+    def union(self, rdds: list[RDD[Any]]) -> RDD[Any]:
+        """Concatenate the partitions of several RDDs."""
+        self._check_alive()
+        rdds = list(rdds)
+        for r in rdds:
+            if not isinstance(r, RDD):
+                raise TypeError(f"union expects RDDs, got {r!r}")
+        if not rdds:
+            raise ValueError("union needs at least one RDD")
+        return UnionRDD(self, rdds)
+
+    # -- shared variables ----------------------------------------------------------------------
+    def broadcast(self, value: Any) -> Broadcast[Any]:
+        """Ship ``value`` to each worker once; read it with ``.value`` inside functions."""
+        self._check_alive()
+        bid = next(self._ids)
+        path = os.path.join(self._local_dir, f"broadcast-{bid}")
+        tmp = path + ".tmp"
+        try:
+            with open(tmp, "wb") as fh:
+                cloudpickle.dump(value, fh, 5)
+        except Exception as e:
+            raise SerializationError(f"could not serialize the broadcast value: {e}") from e
+        os.replace(tmp, path)
+        b: Broadcast[Any] = Broadcast(bid, path, value, on_driver=True)
+        self._broadcasts[bid] = b
+        return b
+
+    def accumulator(
+        self, value: Any, accum_param: AccumulatorParam[Any] | None = None
+    ) -> Accumulator[Any]:
+        """A counter that tasks add to and the driver reads (``acc.value``)."""
+        param = accum_param if accum_param is not None else default_param(value)
+        aid = next(self._ids)
+        acc: Accumulator[Any] = Accumulator(aid, value, param, driver=True)
+        self._accumulators[aid] = acc
+        return acc
+
+    # -- running jobs --------------------------------------------------------------------------
+    def runJob(
+        self,
+        rdd: RDD[Any],
+        partitionFunc: Callable[[Iterator[Any]], Iterable[Any]],
+        partitions: list[int] | None = None,
+        allowLocal: bool = False,
+    ) -> list[Any]:
+        """Run ``partitionFunc`` on the given partitions and return all produced elements."""
+        results = self._run_job_per_partition(rdd, lambda it: list(partitionFunc(it)), partitions)
+        return [x for part in results for x in part]
+
+    def _run_job_per_partition(
+        self,
+        rdd: RDD[Any],
+        func: Callable[[Iterator[Any]], Any],
+        partitions: list[int] | None = None,
+    ) -> list[Any]:
+        """One ``func(iterator)`` result per requested partition, in order."""
+        self._check_alive()
+        if rdd.ctx is not self:
+            raise ValueError(f"{rdd!r} belongs to another Context")
+        n = rdd.getNumPartitions()
+        parts = list(range(n)) if partitions is None else list(partitions)
+        for p in parts:
+            if not isinstance(p, int) or not 0 <= p < n:
+                raise ValueError(f"partition {p!r} is out of range for {rdd!r} with {n} partitions")
+        if not parts:
+            return []
+        results = self._runner.run_job(rdd, func, parts)
+        for r in pending_checkpoints(rdd):
+            write_checkpoint(self, r)
+        return results
+
+    # -- cleanup hooks (called from weakref finalizers, any thread) -----------------------------
+    def _unpersist_rdd_id(self, rdd_id: int) -> None:
+        if not self._stopped:
+            self._runner.post_cleanup(("rdd", rdd_id))
+
+    def _remove_shuffle(self, shuffle_id: int) -> None:
+        if not self._stopped:
+            self._runner.post_cleanup(("shuffle", shuffle_id))

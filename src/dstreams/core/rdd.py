@@ -1,0 +1,541 @@
+"""RDD: an immutable, partitioned dataset that only *describes* how to compute itself.
+
+An RDD knows its partitions, its dependencies, an optional partitioner and how to compute one
+partition from its parents' iterators (``compute(split, task_context)``). Nothing here executes:
+actions hand the final RDD to ``Context.runJob``, which the scheduler splits into stages.
+
+The operator surface is PySpark's. It is composed from a few primitives defined in this module:
+
+* :class:`MapPartitionsRDD` (every element-wise operator; narrow, pipelined in one task),
+* :class:`ShuffledRDD` (``partitionBy``; the only wide dependency),
+* :class:`UnionRDD`, :class:`CoalescedRDD`, :class:`CartesianRDD` (narrow, many-to-one).
+
+Key-value operators live in ``core/pairs.py`` and actions in ``core/actions.py`` as mixins.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from dstreams.core.actions import ActionsMixin
+from dstreams.core.dependency import (
+    Dependency,
+    ManyToOneDependency,
+    NarrowDependency,
+    OneToOneDependency,
+    Partitioner,
+    RangeDependency,
+    ShuffleDependency,
+)
+from dstreams.core.pairs import PairsMixin
+from dstreams.storage.level import StorageLevel
+
+if TYPE_CHECKING:
+    from dstreams.core.context import Context
+    from dstreams.scheduler.task import TaskContext
+
+__all__ = [
+    "RDD",
+    "MapPartitionsRDD",
+    "ShuffledRDD",
+    "UnionRDD",
+    "CoalescedRDD",
+    "CartesianRDD",
+]
+
+T = TypeVar("T")  #: element type of an RDD
+U = TypeVar("U")  #: element type after a transformation
+
+
+class RDD(ActionsMixin, PairsMixin, Generic[T]):
+    """A Resilient Distributed Dataset (PySpark's ``pyspark.RDD``).
+
+    Subclasses implement :meth:`compute`. The driver never calls ``compute``; worker processes do,
+    through :meth:`iterator`, which adds caching and checkpoint reads.
+
+    Example:
+        >>> from dstreams import Context
+        >>> with Context("local[2]") as sc:
+        ...     sc.parallelize([1, 2, 3, 4], 2).map(lambda x: x * 10).glom().collect()
+        [[10, 20], [30, 40]]
+    """
+
+    def __init__(
+        self,
+        ctx: Context,
+        deps: list[Dependency],
+        num_partitions: int,
+        partitioner: Partitioner | None = None,
+    ) -> None:
+        self.ctx = ctx
+        self._id = ctx._new_rdd_id() if ctx is not None else -1
+        self._deps = deps
+        self._num_partitions = num_partitions
+        self.partitioner = partitioner
+        self._storage_level: StorageLevel | None = None
+        self.is_cached = False
+        self.is_checkpointed = False
+        self._checkpoint_requested = False
+        self._checkpoint_rdd: RDD[T] | None = None
+        self._name: str | None = None
+
+    # -- the contract subclasses implement ------------------------------------------------
+    def compute(self, split: int, tctx: TaskContext) -> Iterator[T]:
+        """Yield the records of partition ``split`` (runs in a worker)."""
+        raise NotImplementedError
+
+    def dependencies(self) -> list[Dependency]:
+        """The parent edges; empty once the RDD is checkpointed (lineage truncated)."""
+        return self._deps
+
+    def iterator(self, split: int, tctx: TaskContext) -> Iterator[T]:
+        """Records of ``split``: from a checkpoint, from the cache, or computed."""
+        if self._checkpoint_rdd is not None:
+            return self._checkpoint_rdd.compute(split, tctx)
+        if self._storage_level is not None:
+            data = tctx.get_cached(self._id, split)
+            if data is None:
+                data = list(self.compute(split, tctx))
+                tctx.put_cached(self._id, split, data)
+            return iter(data)
+        return self.compute(split, tctx)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["ctx"] = None  # the driver's Context never travels to workers
+        return state
+
+    # -- introspection ------------------------------------------------------------------------
+    def id(self) -> int:
+        """A unique id for this RDD within its Context."""
+        return self._id
+
+    @property
+    def context(self) -> Context:
+        """The :class:`~dstreams.Context` this RDD was created on."""
+        return self.ctx
+
+    def getNumPartitions(self) -> int:
+        return self._num_partitions
+
+    def name(self) -> str | None:
+        return self._name
+
+    def setName(self, name: str) -> RDD[T]:
+        self._name = name
+        return self
+
+    def __repr__(self) -> str:
+        return f"{self._name or type(self).__name__}[{self._id}]"
+
+    def toDebugString(self) -> bytes:
+        """The lineage, one RDD a line, indented at shuffle boundaries (bytes, as PySpark)."""
+        lines: list[str] = []
+
+        def walk(rdd: RDD[Any], depth: int, prefix: str) -> None:
+            extra = ""
+            if rdd._storage_level is not None:
+                extra = f" [{rdd._storage_level}]"
+            if rdd.is_checkpointed:
+                extra += " [checkpointed]"
+            lines.append(f"{prefix}({rdd.getNumPartitions()}) {rdd!r}{extra}")
+            for dep in rdd.dependencies():
+                if isinstance(dep, ShuffleDependency):
+                    walk(dep.rdd, depth + 1, "  " * (depth + 1) + "+-")
+                else:
+                    walk(dep.rdd, depth, "  " * depth + (" |  " if depth == 0 else "  | "))
+
+        walk(self, 0, "")
+        return "\n".join(lines).encode("utf-8")
+
+    # -- persistence --------------------------------------------------------------------------
+    def cache(self) -> RDD[T]:
+        """Keep computed partitions in executor memory (MEMORY_ONLY)."""
+        return self.persist(StorageLevel.MEMORY_ONLY)
+
+    def persist(self, storageLevel: StorageLevel = StorageLevel.MEMORY_ONLY) -> RDD[T]:
+        """Keep partitions on the executors that compute them, once the first job runs."""
+        if not isinstance(storageLevel, StorageLevel):
+            raise TypeError(f"storageLevel must be a StorageLevel, got {storageLevel!r}")
+        if self._storage_level is None and self.ctx is not None:
+            weakref.finalize(self, self.ctx._unpersist_rdd_id, self._id)
+        self._storage_level = storageLevel
+        self.is_cached = True
+        return self
+
+    def unpersist(self, blocking: bool = False) -> RDD[T]:
+        """Drop the cached partitions from every executor."""
+        if self._storage_level is not None:
+            self.ctx._unpersist_rdd_id(self._id)
+        self._storage_level = None
+        self.is_cached = False
+        return self
+
+    def getStorageLevel(self) -> StorageLevel:
+        return self._storage_level or StorageLevel(False, False, False, False, 1)
+
+    def checkpoint(self) -> None:
+        """Save this RDD reliably (through fsspec) after the next job that computes it.
+
+        The checkpoint directory must be set with ``Context.setCheckpointDir``. Once written,
+        the lineage is truncated: the RDD reads its partitions from the files. Persist the RDD
+        first to avoid computing it twice.
+        """
+        if self.ctx._checkpoint_dir is None:
+            raise ValueError(
+                "Checkpoint directory has not been set in the Context; "
+                "call sc.setCheckpointDir(path) first"
+            )
+        self._checkpoint_requested = True
+
+    def isCheckpointed(self) -> bool:
+        return self.is_checkpointed
+
+    def getCheckpointFile(self) -> str | None:
+        rdd = self._checkpoint_rdd
+        return getattr(rdd, "path", None)
+
+    def _mark_checkpointed(self, checkpoint_rdd: RDD[T]) -> None:
+        self._checkpoint_rdd = checkpoint_rdd
+        self._deps = []
+        self.is_checkpointed = True
+        self._checkpoint_requested = False
+
+    # -- element-wise transformations -----------------------------------------------------
+    def mapPartitionsWithIndex(
+        self,
+        f: Callable[[int, Iterator[T]], Iterable[U]],
+        preservesPartitioning: bool = False,
+    ) -> RDD[U]:
+        """Apply ``f(partitionIndex, iterator)`` to each partition."""
+        _check_callable(f, "mapPartitionsWithIndex")
+        return MapPartitionsRDD(self, f, preservesPartitioning)
+
+    def mapPartitions(
+        self, f: Callable[[Iterator[T]], Iterable[U]], preservesPartitioning: bool = False
+    ) -> RDD[U]:
+        """Apply ``f(iterator)`` to each partition.
+
+        Example:
+            >>> sc.parallelize([1, 2, 3, 4], 2).mapPartitions(lambda it: [sum(it)]).collect()
+            [3, 7]
+        """
+        _check_callable(f, "mapPartitions")
+        return MapPartitionsRDD(self, lambda _, it: f(it), preservesPartitioning)
+
+    def map(self, f: Callable[[T], U], preservesPartitioning: bool = False) -> RDD[U]:
+        """Apply ``f`` to every element."""
+        _check_callable(f, "map")
+        return MapPartitionsRDD(self, lambda _, it: map(f, it), preservesPartitioning)
+
+    def flatMap(self, f: Callable[[T], Iterable[U]], preservesPartitioning: bool = False) -> RDD[U]:
+        """Apply ``f`` to every element and flatten the results."""
+        _check_callable(f, "flatMap")
+        chain = itertools.chain.from_iterable
+        return MapPartitionsRDD(self, lambda _, it: chain(map(f, it)), preservesPartitioning)
+
+    def filter(self, f: Callable[[T], bool]) -> RDD[T]:
+        """Keep the elements for which ``f`` is true."""
+        _check_callable(f, "filter")
+        return MapPartitionsRDD(self, lambda _, it: filter(f, it), True)
+
+    def glom(self) -> RDD[list[T]]:
+        """One list per partition."""
+        return MapPartitionsRDD(self, lambda _, it: [list(it)], False)
+
+    def keyBy(self, f: Callable[[T], Any]) -> RDD[tuple[Any, T]]:
+        _check_callable(f, "keyBy")
+        return self.map(lambda x: (f(x), x))
+
+    def union(self, other: RDD[U]) -> RDD[T | U]:
+        """Concatenate the partitions of both RDDs (no deduplication)."""
+        if not isinstance(other, RDD):
+            raise TypeError(f"union expects an RDD, got {other!r}")
+        return self.ctx.union([self, other])
+
+    def __add__(self, other: RDD[U]) -> RDD[T | U]:
+        return self.union(other)
+
+    def distinct(self, numPartitions: int | None = None) -> RDD[T]:
+        """The distinct elements (shuffles)."""
+        return (
+            self.map(lambda x: (x, None))
+            .reduceByKey(lambda x, _: x, numPartitions)
+            .map(lambda x: x[0])
+        )
+
+    def cartesian(self, other: RDD[U]) -> RDD[tuple[T, U]]:
+        """All pairs ``(a, b)``; partition ``i * other.n + j`` pairs partitions i and j."""
+        if not isinstance(other, RDD):
+            raise TypeError(f"cartesian expects an RDD, got {other!r}")
+        return CartesianRDD(self, other)
+
+    def groupBy(
+        self, f: Callable[[T], Any], numPartitions: int | None = None, partitionFunc: Any = None
+    ) -> RDD[tuple[Any, Any]]:
+        _check_callable(f, "groupBy")
+        kwargs = {} if partitionFunc is None else {"partitionFunc": partitionFunc}
+        return self.map(lambda x: (f(x), x)).groupByKey(numPartitions, **kwargs)
+
+    def sample(self, withReplacement: bool, fraction: float, seed: int | None = None) -> RDD[T]:
+        """A sample; partition ``i`` draws from ``random.Random(seed ^ i)`` (PySpark's sampler)."""
+        if fraction < 0.0:
+            raise ValueError(f"fraction={fraction!r} must be >= 0")
+        if not withReplacement and fraction > 1.0:
+            raise ValueError(f"fraction={fraction!r} must be in [0, 1] without replacement")
+        if seed is None:
+            seed = random.randint(0, 2**32 - 1)
+        return self.mapPartitionsWithIndex(_Sampler(withReplacement, fraction, seed).func, True)
+
+    def randomSplit(self, weights: list[float], seed: int | None = None) -> list[RDD[T]]:
+        """Split by weights; deterministic for a seed."""
+        if any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise ValueError(f"weights={weights!r} must be non-negative with a positive sum")
+        s = float(sum(weights))
+        bounds = [0.0]
+        for w in weights:
+            bounds.append(bounds[-1] + w / s)
+        if seed is None:
+            seed = random.randint(0, 2**32 - 1)
+        return [
+            self.mapPartitionsWithIndex(_RangeSampler(lb, ub, seed).func, True)
+            for lb, ub in zip(bounds, bounds[1:])
+        ]
+
+    def zipWithIndex(self) -> RDD[tuple[T, int]]:
+        """Pair each element with its index; runs a job to count the partitions first."""
+        starts = [0]
+        n = self.getNumPartitions()
+        if n > 1:
+            counts = self.mapPartitions(lambda it: [sum(1 for _ in it)]).collect()
+            for c in counts[:-1]:
+                starts.append(starts[-1] + c)
+
+        def func(k: int, it: Iterator[T]) -> Iterator[tuple[T, int]]:
+            return zip(it, itertools.count(starts[k]))
+
+        return self.mapPartitionsWithIndex(func)
+
+    def zipWithUniqueId(self) -> RDD[tuple[T, int]]:
+        """Pair elements with ids ``k, n+k, 2n+k, ...`` in partition k (no job needed)."""
+        n = self.getNumPartitions()
+
+        def func(k: int, it: Iterator[T]) -> Iterator[tuple[T, int]]:
+            return zip(it, itertools.count(k, n))
+
+        return self.mapPartitionsWithIndex(func)
+
+    def zip(self, other: RDD[U]) -> RDD[tuple[T, U]]:
+        """Pair elements position by position; both RDDs need the same partition sizes."""
+        if self.getNumPartitions() != other.getNumPartitions():
+            raise ValueError(
+                f"Can only zip RDDs with the same number of partitions: "
+                f"{self.getNumPartitions()} != {other.getNumPartitions()}"
+            )
+        return _ZippedRDD(self, other)
+
+    def coalesce(self, numPartitions: int, shuffle: bool = False) -> RDD[T]:
+        """Fewer partitions by merging neighbours; with ``shuffle=True``, redistribute evenly."""
+        _check_positive(numPartitions, "numPartitions")
+        if shuffle:
+            return self.repartition(numPartitions)
+        if numPartitions >= self.getNumPartitions():
+            return self
+        return CoalescedRDD(self, numPartitions)
+
+    def repartition(self, numPartitions: int) -> RDD[T]:
+        """Exactly ``numPartitions`` partitions, records spread round-robin (shuffles)."""
+        _check_positive(numPartitions, "numPartitions")
+
+        def add_keys(split: int, it: Iterator[T]) -> Iterator[tuple[int, T]]:
+            return zip(itertools.count(split), it)
+
+        return (
+            self.mapPartitionsWithIndex(add_keys)
+            .partitionBy(numPartitions, _identity_hash)
+            .values()
+        )
+
+    def pipe(self, command: str, env: dict[str, str] | None = None) -> RDD[str]:
+        """Pipe each partition through an external command (one process per partition)."""
+        import shlex
+        import subprocess
+
+        def func(it: Iterator[Any]) -> Iterator[str]:
+            data = "".join(f"{x}\n" for x in it).encode("utf-8")
+            out = subprocess.run(
+                shlex.split(command), input=data, capture_output=True, env=env, check=True
+            )
+            return iter(out.stdout.decode("utf-8").splitlines())
+
+        return self.mapPartitions(func)
+
+
+def _identity_hash(x: int) -> int:
+    return x
+
+
+def _check_callable(f: Any, op: str) -> None:
+    if not callable(f):
+        raise TypeError(f"{op} expects a function, got {f!r} ({type(f).__name__})")
+
+
+def _check_positive(n: Any, what: str) -> None:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"{what}={n!r} must be a positive integer")
+
+
+class MapPartitionsRDD(RDD[U]):
+    """``f(split, parent_iterator)`` over each parent partition: every narrow operator."""
+
+    def __init__(
+        self,
+        prev: RDD[Any],
+        f: Callable[[int, Iterator[Any]], Iterable[U]],
+        preservesPartitioning: bool = False,
+    ) -> None:
+        super().__init__(
+            prev.ctx,
+            [OneToOneDependency(prev)],
+            prev.getNumPartitions(),
+            prev.partitioner if preservesPartitioning else None,
+        )
+        self.func = f
+
+    def compute(self, split: int, tctx: TaskContext) -> Iterator[U]:
+        return iter(self.func(split, self._deps[0].rdd.iterator(split, tctx)))
+
+
+class ShuffledRDD(RDD[tuple[Any, Any]]):
+    """The records of a pair RDD, moved so that key ``k`` lands in ``partitioner(k)``.
+
+    The map side (``scheduler``) buckets each parent partition; this RDD's ``compute`` reads
+    bucket ``split`` of every map output, in map-partition order.
+    """
+
+    def __init__(self, prev: RDD[Any], partitioner: Partitioner) -> None:
+        dep = ShuffleDependency(prev, partitioner)
+        super().__init__(prev.ctx, [dep], partitioner.numPartitions, partitioner)
+        self.shuffle_id = dep.shuffle_id
+        if prev.ctx is not None:
+            weakref.finalize(dep, prev.ctx._remove_shuffle, dep.shuffle_id)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_deps"] = []  # the worker reads map outputs; it never needs the parent
+        return state
+
+    def compute(self, split: int, tctx: TaskContext) -> Iterator[tuple[Any, Any]]:
+        return tctx.fetch_shuffle(self.shuffle_id, split)
+
+
+class UnionRDD(RDD[T]):
+    """The partitions of several RDDs, one after the other."""
+
+    def __init__(self, ctx: Context, rdds: list[RDD[Any]]) -> None:
+        deps: list[Dependency] = []
+        pos = 0
+        for r in rdds:
+            deps.append(RangeDependency(r, 0, pos, r.getNumPartitions()))
+            pos += r.getNumPartitions()
+        super().__init__(ctx, deps, pos)
+
+    def compute(self, split: int, tctx: TaskContext) -> Iterator[T]:
+        for dep in self._deps:
+            assert isinstance(dep, RangeDependency)
+            parents = dep.get_parents(split)
+            if parents:
+                return dep.rdd.iterator(parents[0], tctx)
+        raise IndexError(f"partition {split} out of range for {self!r}")
+
+
+class CoalescedRDD(RDD[T]):
+    """``n`` partitions, each the concatenation of a contiguous run of parent partitions."""
+
+    def __init__(self, prev: RDD[T], n: int) -> None:
+        m = prev.getNumPartitions()
+        groups = [list(range(i * m // n, (i + 1) * m // n)) for i in range(n)]
+        super().__init__(prev.ctx, [ManyToOneDependency(prev, groups)], n)
+
+    def compute(self, split: int, tctx: TaskContext) -> Iterator[T]:
+        dep = self._deps[0]
+        assert isinstance(dep, NarrowDependency)
+        return itertools.chain.from_iterable(
+            dep.rdd.iterator(p, tctx) for p in dep.get_parents(split)
+        )
+
+
+class CartesianRDD(RDD[tuple[Any, Any]]):
+    def __init__(self, a: RDD[Any], b: RDD[Any]) -> None:
+        na, nb = a.getNumPartitions(), b.getNumPartitions()
+        deps: list[Dependency] = [
+            ManyToOneDependency(a, [[i // nb] for i in range(na * nb)]),
+            ManyToOneDependency(b, [[i % nb] for i in range(na * nb)]),
+        ]
+        super().__init__(a.ctx, deps, na * nb)
+        self._nb = nb
+
+    def compute(self, split: int, tctx: TaskContext) -> Iterator[tuple[Any, Any]]:
+        left = self._deps[0].rdd.iterator(split // self._nb, tctx)
+        right = list(self._deps[1].rdd.iterator(split % self._nb, tctx))
+        return ((x, y) for x in left for y in right)
+
+
+class _ZippedRDD(RDD[tuple[Any, Any]]):
+    def __init__(self, a: RDD[Any], b: RDD[Any]) -> None:
+        super().__init__(a.ctx, [OneToOneDependency(a), OneToOneDependency(b)], a.getNumPartitions())
+
+    def compute(self, split: int, tctx: TaskContext) -> Iterator[tuple[Any, Any]]:
+        left = list(self._deps[0].rdd.iterator(split, tctx))
+        right = list(self._deps[1].rdd.iterator(split, tctx))
+        if len(left) != len(right):
+            raise ValueError(
+                f"Can only zip RDDs with the same number of elements in each partition: "
+                f"partition {split} has {len(left)} and {len(right)}"
+            )
+        return zip(left, right)
+
+
+class _Sampler:
+    """PySpark's RDDSampler: Bernoulli or Poisson draws from ``Random(seed ^ split)``."""
+
+    def __init__(self, withReplacement: bool, fraction: float, seed: int) -> None:
+        self.withReplacement, self.fraction, self.seed = withReplacement, fraction, seed
+
+    def func(self, split: int, it: Iterator[Any]) -> Iterator[Any]:
+        rng = random.Random(self.seed ^ split)
+        if self.withReplacement:
+            for obj in it:
+                count = _poisson(rng, self.fraction)
+                for _ in range(count):
+                    yield obj
+        else:
+            frac = self.fraction
+            for obj in it:
+                if rng.random() < frac:
+                    yield obj
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    if mean <= 0:
+        return 0
+    num_arrivals, t = 0, rng.expovariate(mean)
+    while t <= 1.0:
+        num_arrivals += 1
+        t += rng.expovariate(mean)
+    return num_arrivals
+
+
+class _RangeSampler:
+    def __init__(self, lb: float, ub: float, seed: int) -> None:
+        self.lb, self.ub, self.seed = lb, ub, seed
+
+    def func(self, split: int, it: Iterator[Any]) -> Iterator[Any]:
+        rng = random.Random(self.seed ^ split)
+        for obj in it:
+            if self.lb <= rng.random() < self.ub:
+                yield obj

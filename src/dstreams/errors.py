@@ -1,0 +1,81 @@
+"""The exception hierarchy: every error the engine raises on purpose is a :class:`DStreamsError`.
+
+Worker-side failures come back to the driver as :class:`TaskFailedError`, which carries the remote
+exception's type name, message and formatted traceback, so the user sees where *their* function
+failed.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DStreamsError",
+    "TaskFailedError",
+    "JobAbortedError",
+    "SerializationError",
+    "ExecutorLostError",
+    "FetchFailedError",
+    "ContextStoppedError",
+]
+
+
+class DStreamsError(Exception):
+    """Base class of every deliberate dstreams error."""
+
+
+class TaskFailedError(DStreamsError):
+    """A task failed ``maxFailures`` times; carries the user's exception and remote traceback.
+
+    Attributes:
+        exc_type_name: qualified name of the exception raised in the worker.
+        exc_message: its ``str()``.
+        remote_traceback: the formatted traceback from the worker process.
+        cause: the original exception object when it could be unpickled, else None.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        exc_type_name: str = "",
+        exc_message: str = "",
+        remote_traceback: str = "",
+        cause: BaseException | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.exc_type_name = exc_type_name
+        self.exc_message = exc_message
+        self.remote_traceback = remote_traceback
+        self.cause = cause
+
+    def __str__(self) -> str:
+        base = super().__str__()
+        if self.remote_traceback:
+            return f"{base}\n\nRemote traceback (most recent call last):\n{self.remote_traceback}"
+        return base
+
+
+class JobAbortedError(DStreamsError):
+    """A job could not run to its end for a reason other than a user function failing."""
+
+
+class SerializationError(DStreamsError):
+    """A closure or record could not be pickled."""
+
+
+class ExecutorLostError(DStreamsError):
+    """A worker process died; raised only when no replacement could be started."""
+
+
+class FetchFailedError(DStreamsError):
+    """A reduce task could not fetch a map output from another executor."""
+
+    def __init__(self, executor_id: str, shuffle_id: int, message: str = "") -> None:
+        super().__init__(message or f"could not fetch shuffle {shuffle_id} from {executor_id}")
+        self.executor_id = executor_id
+        self.shuffle_id = shuffle_id
+
+    def __reduce__(self):  # keep the attributes across pickling
+        return (FetchFailedError, (self.executor_id, self.shuffle_id, str(self)))
+
+
+class ContextStoppedError(DStreamsError):
+    """The Context was stopped; create a new one."""

@@ -1,0 +1,242 @@
+"""``local[N]``: N long-lived worker processes on this machine (the default backend).
+
+The driver listens on a loopback port; each worker (``python -m dstreams.executor.worker``)
+connects back with a shared secret, announces its block-server address, and then takes tasks
+over that one connection. One reader thread per worker turns replies into scheduler events.
+
+Failure detection: a worker that dies (even by SIGKILL) closes its socket, so its reader
+thread sees end-of-file at once; a monitor thread also polls the processes every heartbeat
+interval. Either way the backend posts ``ExecutorLost`` and starts a replacement, which joins
+under a new executor id.
+
+Workers are started with ``subprocess`` rather than ``multiprocessing`` so that the user's
+``__main__`` is never re-imported in a worker (PySpark scripts often have no
+``if __name__ == "__main__"`` guard); functions defined there travel by value via cloudpickle.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import pickle
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, Listener
+from typing import Any
+
+from dstreams.conf import Conf
+from dstreams.errors import ExecutorLostError
+from dstreams.executor.base import ExecutorBackend
+from dstreams.scheduler.dag import ExecutorAdded, ExecutorLost, TaskFailed, TaskFinished
+from dstreams.scheduler.task import TaskSpec
+
+__all__ = ["LocalBackend"]
+
+log = logging.getLogger("dstreams.executor")
+
+START_TIMEOUT = 60.0
+#: tasks in flight per worker: one running and one queued behind it hides the round trip
+SLOTS_PER_WORKER = 2
+
+
+@dataclass
+class _Worker:
+    executor_id: str
+    proc: subprocess.Popen[bytes]
+    conn: Connection | None = None
+    pid: int = 0
+    address: Any = None
+    alive: bool = True
+    stages: set[int] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class LocalBackend(ExecutorBackend):
+    """N worker processes on this machine; see the module docstring."""
+
+    def __init__(self, num_workers: int, conf: Conf) -> None:
+        self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.num_workers = num_workers
+        self._authkey = os.urandom(32)
+        self._listener = Listener(("127.0.0.1", 0), authkey=self._authkey)
+        self._workers: dict[str, _Worker] = {}
+        self._ids = itertools.count()
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._registered = threading.Condition(self._lock)
+        self._heartbeat = conf.get_duration_ms("dstreams.executor.heartbeatInterval") / 1000.0
+        threading.Thread(target=self._accept_loop, name="dstreams-accept", daemon=True).start()
+        for _ in range(num_workers):
+            self._spawn()
+        deadline = time.monotonic() + START_TIMEOUT
+        with self._lock:
+            while sum(1 for w in self._workers.values() if w.conn) < num_workers:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._dead_before_start():
+                    self._stopping = True
+                    break
+                self._registered.wait(min(left, 0.1))
+        if self._stopping:
+            self.stop()
+            raise ExecutorLostError(
+                f"could not start {num_workers} worker processes within {START_TIMEOUT:.0f}s; "
+                f"check that '{sys.executable} -m dstreams.executor.worker' runs"
+            )
+        threading.Thread(target=self._monitor, name="dstreams-monitor", daemon=True).start()
+
+    def _dead_before_start(self) -> bool:
+        return any(w.proc.poll() is not None and w.conn is None for w in self._workers.values())
+
+    # -- processes ---------------------------------------------------------------------------
+    def _spawn(self) -> None:
+        eid = str(next(self._ids))
+        host, port = self._listener.address
+        env = dict(os.environ)
+        env["DSTREAMS_AUTHKEY"] = self._authkey.hex()
+        env["DSTREAMS_SYS_PATH"] = os.pathsep.join(p for p in sys.path if p)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dstreams.executor.worker", host, str(port), eid],
+            env=env,
+            stdin=subprocess.DEVNULL,
+        )
+        self._workers[eid] = _Worker(eid, proc)
+
+    def _accept_loop(self) -> None:
+        while not self._stopping:
+            try:
+                conn = self._listener.accept()
+                hello = pickle.loads(conn.recv_bytes())
+            except Exception:
+                if self._stopping:
+                    return
+                continue
+            _, eid, pid, address = hello
+            with self._lock:
+                w = self._workers.get(eid)
+                if w is None or not w.alive:
+                    conn.close()
+                    continue
+                w.conn, w.pid, w.address = conn, pid, address
+                self._registered.notify_all()
+            threading.Thread(
+                target=self._reader, args=(w,), name=f"dstreams-reader-{eid}", daemon=True
+            ).start()
+            self.events.put(ExecutorAdded(eid, address, SLOTS_PER_WORKER))
+
+    def _reader(self, w: _Worker) -> None:
+        assert w.conn is not None
+        recv = w.conn.recv_bytes
+        put = self.events.put
+        try:
+            while True:
+                kind, body = pickle.loads(recv())
+                put(TaskFinished(body) if kind == "done" else TaskFailed(body))
+        except (EOFError, OSError):
+            self._lost(w, "its connection closed")
+        except Exception as e:  # a reply that could not be decoded
+            log.exception("bad reply from executor %s", w.executor_id)
+            self._lost(w, f"it sent an unreadable reply: {e}")
+
+    def _monitor(self) -> None:
+        while not self._stopping:
+            time.sleep(self._heartbeat)
+            for w in list(self._workers.values()):
+                if w.alive and w.proc.poll() is not None:
+                    self._lost(w, f"its process exited with code {w.proc.returncode}")
+
+    def _lost(self, w: _Worker, reason: str) -> None:
+        with self._lock:
+            if not w.alive:
+                return
+            w.alive = False
+            self._workers.pop(w.executor_id, None)
+            stopping = self._stopping
+        if stopping:
+            return
+        log.warning("executor %s (pid %s) lost: %s", w.executor_id, w.pid, reason)
+        try:
+            w.proc.kill()
+        except OSError:
+            pass
+        if w.conn is not None:
+            w.conn.close()
+        self.events.put(ExecutorLost(w.executor_id, reason))
+        with self._lock:
+            if not self._stopping:
+                self._spawn()
+
+    # -- the protocol --------------------------------------------------------------------------
+    def launch(self, executor_id: str, spec: TaskSpec, payload: bytes) -> None:
+        w = self._workers.get(executor_id)
+        if w is None or w.conn is None:
+            return  # lost meanwhile: the scheduler already got (or will get) ExecutorLost
+        send_payload = spec.stage_id not in w.stages
+        msg = pickle.dumps(("task", spec, payload if send_payload else None), 5)
+        try:
+            with w.lock:
+                w.conn.send_bytes(msg)
+            if send_payload:
+                w.stages.add(spec.stage_id)
+        except OSError:
+            self._lost(w, "sending a task failed")
+
+    def _broadcast(self, msg: tuple[Any, ...]) -> None:
+        data = pickle.dumps(msg, 5)
+        for w in list(self._workers.values()):
+            if w.conn is None:
+                continue
+            try:
+                with w.lock:
+                    w.conn.send_bytes(data)
+            except OSError:
+                self._lost(w, "sending a message failed")
+
+    def remove_blocks(self, kind: str, ident: int) -> None:
+        self._broadcast(("remove", kind, ident))
+
+    def forget_stages(self, stage_ids: list[int]) -> None:
+        if not stage_ids:
+            return
+        for w in self._workers.values():
+            w.stages.difference_update(stage_ids)
+        self._broadcast(("forget", stage_ids))
+
+    def kill_executor(self, executor_id: str) -> None:
+        w = self._workers.get(executor_id)
+        if w is not None:
+            os.kill(w.proc.pid, signal.SIGKILL)
+
+    def executor_ids(self) -> list[str]:
+        return [eid for eid, w in self._workers.items() if w.alive and w.conn is not None]
+
+    def worker_pids(self) -> dict[str, int]:
+        """Executor id -> process id of the live workers."""
+        return {eid: w.proc.pid for eid, w in self._workers.items() if w.alive}
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopping = True
+            workers = list(self._workers.values())
+        for w in workers:
+            if w.conn is not None:
+                try:
+                    with w.lock:
+                        w.conn.send_bytes(pickle.dumps(("stop",), 5))
+                except OSError:
+                    pass
+        deadline = time.monotonic() + 2.0
+        for w in workers:
+            try:
+                w.proc.wait(max(0.01, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                w.proc.kill()
+                w.proc.wait()
+            if w.conn is not None:
+                w.conn.close()
+        self._listener.close()

@@ -1,0 +1,236 @@
+"""The worker process: its main loop, the task runner, and the task context it gives RDDs.
+
+A worker is a long-lived process (``python -m dstreams.executor.worker``) started by a backend.
+It connects back to the driver, starts a :class:`~dstreams.storage.blocks.BlockServer`, then
+runs tasks one at a time as they arrive. For each task it:
+
+1. unpickles the stage payload the first time it sees the stage (closures ship once per stage),
+2. computes the partition through ``rdd.iterator`` (narrow operators are pipelined generators),
+3. for a shuffle-map task, buckets the records by the partitioner and stores one pickled block
+   per bucket; for a result task, pickles ``func(iterator)``;
+4. replies with the result, the accumulator updates and the blocks it cached, or with the
+   failure: the exception's type, message and formatted traceback.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+import sys
+import time
+import traceback
+from collections import OrderedDict
+from collections.abc import Iterator
+from multiprocessing.connection import Client, Connection
+from typing import Any
+
+from dstreams.core.pairs import not_a_pair
+from dstreams.core.shared import worker_accumulators
+from dstreams.errors import FetchFailedError
+from dstreams.scheduler.task import TaskContext, TaskError, TaskResult, TaskSpec
+from dstreams.storage.blocks import BlockClient, BlockServer, BlockStore
+
+__all__ = ["Worker", "WorkerTaskContext", "main"]
+
+_STAGE_CACHE = 256
+
+
+class WorkerTaskContext(TaskContext):
+    """Block access for one task running in this worker."""
+
+    def __init__(self, spec: TaskSpec, worker: Worker) -> None:
+        super().__init__(spec)
+        self._w = worker
+
+    def fetch_shuffle(self, shuffle_id: int, reduce_id: int) -> Iterator[Any]:
+        locs = self.spec.map_locations[shuffle_id]
+        w = self._w
+        by_exec: dict[str, list[int]] = {}
+        for map_id, (eid, _) in enumerate(locs):
+            by_exec.setdefault(eid, []).append(map_id)
+        blocks: dict[int, Any] = {}
+        for eid, map_ids in by_exec.items():
+            ids = [("shuffle", shuffle_id, m, reduce_id) for m in map_ids]
+            if eid == w.executor_id:
+                values = [w.store.get(b) for b in ids]
+            else:
+                try:
+                    values = w.client.fetch(locs[map_ids[0]][1], ids)
+                except OSError as e:
+                    raise FetchFailedError(eid, shuffle_id, str(e)) from None
+            blocks.update(zip(map_ids, values))
+        return _chain_blocks([blocks[m] for m in range(len(locs))])
+
+    def get_cached(self, rdd_id: int, split: int) -> list[Any] | None:
+        key = ("rdd", rdd_id, split)
+        v = self._w.store.get(key)
+        if v is None:
+            loc = self.spec.block_locations.get((rdd_id, split))
+            if loc is not None and loc[0] != self._w.executor_id:
+                try:
+                    v = self._w.client.fetch(loc[1], [key])[0]
+                except OSError:
+                    v = None  # the peer is gone: recompute from lineage
+        if v is None:
+            return None
+        return pickle.loads(v) if isinstance(v, bytes) else v
+
+    def put_cached(self, rdd_id: int, split: int, data: list[Any]) -> None:
+        self._w.store.put(("rdd", rdd_id, split), pickle.dumps(data, 5))
+        self.cached_now.append((rdd_id, split))
+
+
+def _chain_blocks(values: list[Any]) -> Iterator[Any]:
+    for v in values:
+        if v is not None:
+            yield from pickle.loads(v)
+
+
+def write_shuffle(
+    store: BlockStore, shuffle_id: int, map_id: int, it: Iterator[Any], partitioner: Any
+) -> list[int]:
+    """Bucket ``it`` by key and store one pickled block per non-empty bucket; return sizes."""
+    n = partitioner.numPartitions
+    func = partitioner.partitionFunc
+    buckets: list[list[Any]] = [[] for _ in range(n)]
+    appends = [b.append for b in buckets]
+    for kv in it:
+        try:
+            k = kv[0]
+            if len(kv) != 2:
+                raise TypeError
+        except (TypeError, IndexError, KeyError):
+            raise not_a_pair(kv, "partitionBy") from None
+        appends[func(k) % n](kv)
+    sizes = []
+    for r, b in enumerate(buckets):
+        sizes.append(len(b))
+        if b:
+            store.put(("shuffle", shuffle_id, map_id, r), pickle.dumps(b, 5))
+    return sizes
+
+
+class Worker:
+    """Runs tasks sent by the driver over ``conn``."""
+
+    def __init__(self, executor_id: str, conn: Connection, authkey: bytes) -> None:
+        self.executor_id = executor_id
+        self.conn = conn
+        self.store = BlockStore()
+        self.server = BlockServer(self.store, authkey)
+        self.client = BlockClient(authkey)
+        self._payloads: OrderedDict[int, Any] = OrderedDict()
+
+    def serve(self) -> None:
+        self.conn.send_bytes(
+            pickle.dumps(("hello", self.executor_id, os.getpid(), self.server.address), 5)
+        )
+        recv, send = self.conn.recv_bytes, self.conn.send_bytes
+        while True:
+            try:
+                msg = pickle.loads(recv())
+            except (EOFError, OSError):
+                return  # the driver is gone
+            kind = msg[0]
+            if kind == "task":
+                send(pickle.dumps(self.run_task(msg[1], msg[2]), 5))
+            elif kind == "remove":
+                self.store.remove_matching(msg[1], msg[2])
+            elif kind == "forget":
+                for sid in msg[1]:
+                    self._payloads.pop(sid, None)
+            elif kind == "stop":
+                return
+
+    def _stage(self, stage_id: int, payload: bytes | None) -> Any:
+        if payload is not None:
+            self._payloads[stage_id] = payload
+            self._payloads.move_to_end(stage_id)
+            while len(self._payloads) > _STAGE_CACHE:
+                self._payloads.popitem(last=False)
+        entry = self._payloads[stage_id]
+        if isinstance(entry, bytes):
+            entry = pickle.loads(entry)  # functions were pickled with cloudpickle
+            self._payloads[stage_id] = entry
+        return entry
+
+    def run_task(self, spec: TaskSpec, payload: bytes | None) -> tuple[str, Any]:
+        tctx = WorkerTaskContext(spec, self)
+        accs = worker_accumulators()
+        for a in accs.values():
+            a._value = copy.deepcopy(a._zero)  # type: ignore[attr-defined]
+        start = time.perf_counter()
+        TaskContext._current = tctx
+        try:
+            rdd, func, partitioner = self._stage(spec.stage_id, payload)
+            it = rdd.iterator(spec.partition, tctx)
+            if spec.shuffle_id is None:
+                value: Any = pickle.dumps(func(it), 5)
+            else:
+                value = write_shuffle(self.store, spec.shuffle_id, spec.partition, it, partitioner)
+            updates = {aid: a._value for aid, a in accs.items() if a._value != a._zero}  # type: ignore[attr-defined]
+            return (
+                "done",
+                TaskResult(
+                    spec.task_id,
+                    self.executor_id,
+                    value,
+                    updates,
+                    tctx.cached_now,
+                    time.perf_counter() - start,
+                ),
+            )
+        except FetchFailedError as e:
+            return ("failed", self._error(spec, e, tctx, (e.executor_id, e.shuffle_id)))
+        except BaseException as e:  # noqa: BLE001 - every failure goes back to the driver
+            return ("failed", self._error(spec, e, tctx, None))
+        finally:
+            TaskContext._current = None
+
+    def _error(
+        self,
+        spec: TaskSpec,
+        e: BaseException,
+        tctx: TaskContext,
+        fetch_failed: tuple[str, int] | None,
+    ) -> TaskError:
+        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        try:
+            exc_pickle: bytes | None = pickle.dumps(e, 5)
+            pickle.loads(exc_pickle)
+        except Exception:
+            exc_pickle = None
+        name = type(e).__qualname__
+        module = type(e).__module__
+        if module not in ("builtins", "__main__"):
+            name = f"{module}.{name}"
+        return TaskError(
+            spec.task_id,
+            self.executor_id,
+            name,
+            str(e),
+            tb,
+            exc_pickle,
+            fetch_failed,
+            tctx.cached_now,
+        )
+
+
+def main() -> None:
+    """Entry point: ``python -m dstreams.executor.worker HOST PORT EXECUTOR_ID``."""
+    host, port, executor_id = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    authkey = bytes.fromhex(os.environ.pop("DSTREAMS_AUTHKEY"))
+    extra = os.environ.get("DSTREAMS_SYS_PATH", "")
+    for p in reversed([p for p in extra.split(os.pathsep) if p]):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+    conn = Client((host, port), authkey=authkey)
+    try:
+        Worker(executor_id, conn, authkey).serve()
+    finally:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    main()

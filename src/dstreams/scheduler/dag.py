@@ -1,0 +1,541 @@
+"""DAGScheduler: turns a job on an RDD into stages and tasks, as a pure state machine.
+
+State: live executors and their free task slots, the map-output tracker (where each shuffle's
+map outputs live), the cached-block tracker, and the stages of the running job. Everything changes
+only through :meth:`DAGScheduler.submit_job` and :meth:`DAGScheduler.handle`, which return
+*actions* for the runner (``scheduler/runner.py``) to carry out: launch a task, merge accumulator
+updates, remove blocks, finish or fail the job. Nothing here does I/O, so retries, executor loss
+and speculation are tested as plain function calls (``validate_state`` after every step).
+
+Stages are cut at shuffle dependencies. A map stage whose outputs are all available is skipped,
+so a shuffle computed by an earlier job is reused. When an executor is lost, its map outputs and
+cached partitions are forgotten; only those map partitions are recomputed (wherever slots are
+free), and a stage that reads them waits for them. A fetch failure is treated the same way.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from dstreams.core.dependency import ShuffleDependency
+from dstreams.core.rdd import RDD
+from dstreams.errors import JobAbortedError, TaskFailedError
+from dstreams.scheduler.task import Location, TaskError, TaskResult, TaskSpec
+from dstreams.scheduler.taskset import SpeculationConfig, TaskSetManager
+
+__all__ = [
+    "DAGScheduler",
+    "Stage",
+    "Launch",
+    "JobSucceeded",
+    "JobFailed",
+    "MergeAccumulators",
+    "RemoveBlocks",
+    "ExecutorAdded",
+    "ExecutorLost",
+    "TaskFinished",
+    "TaskFailed",
+    "Tick",
+    "Cleanup",
+]
+
+MAX_STAGE_ATTEMPTS = 4
+
+
+# -- events ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExecutorAdded:
+    executor_id: str
+    address: Any
+    slots: int
+
+
+@dataclass(frozen=True)
+class ExecutorLost:
+    executor_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TaskFinished:
+    result: TaskResult
+
+
+@dataclass(frozen=True)
+class TaskFailed:
+    error: TaskError
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Periodic: lets the scheduler check for stragglers."""
+
+
+@dataclass(frozen=True)
+class Cleanup:
+    """An RDD or shuffle was garbage-collected or unpersisted on the driver."""
+
+    kind: str  # "rdd" | "shuffle"
+    ident: int
+
+
+# -- actions -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Launch:
+    executor_id: str
+    spec: TaskSpec
+    stage: Stage
+
+
+@dataclass(frozen=True)
+class JobSucceeded:
+    results: list[Any]
+
+
+@dataclass(frozen=True)
+class JobFailed:
+    error: Exception
+
+
+@dataclass(frozen=True)
+class MergeAccumulators:
+    updates: dict[int, Any]
+
+
+@dataclass(frozen=True)
+class RemoveBlocks:
+    kind: str  # "rdd" | "shuffle"
+    ident: int
+
+
+@dataclass(eq=False)
+class Stage:
+    """A set of tasks that run the same pipelined functions on different partitions."""
+
+    id: int
+    rdd: RDD[Any]
+    shuffle_dep: ShuffleDependency | None  # None for the result stage
+    func: Any = None
+    parents: list[Stage] = field(default_factory=list)
+    shuffle_reads: list[int] = field(default_factory=list)
+    attempt: int = -1
+    tsm: TaskSetManager | None = None
+    payload: bytes | None = None  # the pickled closure, made once by the runner
+
+    @property
+    def is_result(self) -> bool:
+        return self.shuffle_dep is None
+
+    def __repr__(self) -> str:
+        kind = "ResultStage" if self.is_result else "ShuffleMapStage"
+        return f"{kind}({self.id}, {self.rdd!r})"
+
+
+@dataclass
+class _Job:
+    final: Stage
+    partitions: list[int]
+    results: dict[int, Any] = field(default_factory=dict)
+    index: dict[int, int] = field(default_factory=dict)  # partition -> position in results
+
+
+@dataclass
+class _Executor:
+    address: Any
+    slots: int
+    free: int
+
+
+class DAGScheduler:
+    """The pure scheduling state machine; see the module docstring."""
+
+    def __init__(self, max_failures: int = 4, speculation: SpeculationConfig | None = None):
+        if max_failures < 1:
+            raise ValueError(f"dstreams.task.maxFailures={max_failures} must be at least 1")
+        self.max_failures = max_failures
+        self.speculation = speculation or SpeculationConfig()
+        self.executors: dict[str, _Executor] = {}
+        self.map_outputs: dict[int, list[Location | None]] = {}
+        self.cache_locs: dict[tuple[int, int], Location] = {}
+        self.job: _Job | None = None
+        self.stages: dict[int, Stage] = {}
+        self.running: list[Stage] = []
+        self.waiting: list[Stage] = []
+        self.tasks: dict[int, tuple[Stage, TaskSetManager, str]] = {}
+        self._task_ids = itertools.count()
+        self._stage_ids = itertools.count()
+        self._fetch_failures: dict[int, int] = {}
+
+    # -- public transitions --------------------------------------------------------------------
+    def submit_job(self, rdd: RDD[Any], func: Any, partitions: list[int], now: float) -> list[Any]:
+        assert self.job is None, "one job at a time"
+        self.stages.clear()
+        self._fetch_failures.clear()
+        memo: dict[int, Stage] = {}
+        final = self._new_stage(rdd, None, func, memo)
+        self.job = _Job(final, partitions, index={p: i for i, p in enumerate(partitions)})
+        actions: list[Any] = []
+        self._submit_stage(final, actions)
+        self._launch(actions, now)
+        return actions
+
+    def handle(self, event: Any, now: float) -> list[Any]:
+        actions: list[Any] = []
+        if isinstance(event, TaskFinished):
+            self._on_finished(event.result, now, actions)
+        elif isinstance(event, TaskFailed):
+            self._on_failed(event.error, actions)
+        elif isinstance(event, ExecutorAdded):
+            self.executors[event.executor_id] = _Executor(event.address, event.slots, event.slots)
+        elif isinstance(event, ExecutorLost):
+            self._on_executor_lost(event.executor_id, actions)
+        elif isinstance(event, Tick):
+            for st in self.running:
+                if st.tsm is not None:
+                    st.tsm.check_speculation(now)
+        elif isinstance(event, Cleanup):
+            self._on_cleanup(event, actions)
+        else:
+            raise TypeError(f"unknown scheduler event {event!r}")
+        if self.job is not None:
+            self._launch(actions, now)
+        return actions
+
+    def abort_job(self, reason: str) -> list[Any]:
+        if self.job is None:
+            return []
+        return [self._fail(JobAbortedError(reason))]
+
+    # -- stage construction --------------------------------------------------------------------
+    def _new_stage(
+        self,
+        rdd: RDD[Any],
+        dep: ShuffleDependency | None,
+        func: Any,
+        memo: dict[int, Stage],
+    ) -> Stage:
+        stage = Stage(next(self._stage_ids), rdd, dep, func)
+        self.stages[stage.id] = stage
+        for sdep in self._shuffle_deps(rdd):
+            parent = memo.get(sdep.shuffle_id)
+            if parent is None:
+                parent = self._new_stage(sdep.rdd, sdep, None, memo)
+                memo[sdep.shuffle_id] = parent
+                self.map_outputs.setdefault(sdep.shuffle_id, [None] * sdep.rdd.getNumPartitions())
+            stage.parents.append(parent)
+            stage.shuffle_reads.append(sdep.shuffle_id)
+        return stage
+
+    def _shuffle_deps(self, rdd: RDD[Any]) -> list[ShuffleDependency]:
+        """The shuffle dependencies reachable through narrow ones (stage boundaries)."""
+        out: dict[int, ShuffleDependency] = {}
+        seen: set[int] = set()
+        stack = [rdd]
+        while stack:
+            r = stack.pop()
+            if r._id in seen:
+                continue
+            seen.add(r._id)
+            if r._storage_level is not None and all(
+                (r._id, p) in self.cache_locs for p in range(r.getNumPartitions())
+            ):
+                continue  # fully cached: its parents are not needed
+            for dep in r.dependencies():
+                if isinstance(dep, ShuffleDependency):
+                    out.setdefault(dep.shuffle_id, dep)
+                else:
+                    stack.append(dep.rdd)
+        return list(out.values())
+
+    def _missing_partitions(self, stage: Stage) -> list[int]:
+        if stage.is_result:
+            assert self.job is not None
+            return [p for p in self.job.partitions if p not in self.job.results]
+        assert stage.shuffle_dep is not None
+        outs = self.map_outputs[stage.shuffle_dep.shuffle_id]
+        return [p for p, loc in enumerate(outs) if loc is None]
+
+    def _available(self, stage: Stage) -> bool:
+        return not stage.is_result and not self._missing_partitions(stage)
+
+    def _submit_stage(self, stage: Stage, actions: list[Any]) -> None:
+        if stage in self.running or stage in self.waiting:
+            return
+        missing_parents = [p for p in stage.parents if not self._available(p)]
+        if missing_parents:
+            self.waiting.append(stage)
+            for p in missing_parents:
+                self._submit_stage(p, actions)
+            return
+        parts = self._missing_partitions(stage)
+        if not parts:
+            self._stage_done(stage, actions)
+            return
+        stage.attempt += 1
+        prefs = {p: self._preferred(stage, p) for p in parts}
+        stage.tsm = TaskSetManager(
+            stage.id,
+            stage.attempt,
+            parts,
+            self.max_failures,
+            {p: s for p, s in prefs.items() if s},
+            self.speculation,
+        )
+        self.running.append(stage)
+
+    def _preferred(self, stage: Stage, partition: int) -> set[str]:
+        return {loc[0] for loc in self._cached_inputs(stage.rdd, partition).values()}
+
+    def _cached_inputs(self, rdd: RDD[Any], partition: int) -> dict[tuple[int, int], Location]:
+        """Known locations of cached partitions this task will read (narrow lineage only)."""
+        found: dict[tuple[int, int], Location] = {}
+        stack = [(rdd, partition)]
+        seen: set[tuple[int, int]] = set()
+        while stack:
+            r, p = stack.pop()
+            key = (r._id, p)
+            if key in seen:
+                continue
+            seen.add(key)
+            if r._storage_level is not None and key in self.cache_locs:
+                found[key] = self.cache_locs[key]
+                continue
+            for dep in r.dependencies():
+                if not isinstance(dep, ShuffleDependency):
+                    stack.extend((dep.rdd, q) for q in dep.get_parents(p))  # type: ignore[attr-defined]
+        return found
+
+    # -- launching -----------------------------------------------------------------------------
+    def _launch(self, actions: list[Any], now: float) -> None:
+        if not self.running:
+            return
+        progress = True
+        while progress:
+            progress = False
+            for eid, ex in self.executors.items():
+                if ex.free <= 0:
+                    continue
+                for stage in self.running:
+                    tsm = stage.tsm
+                    if tsm is None or not tsm.has_work():
+                        continue
+                    tid = next(self._task_ids)
+                    offer = tsm.offer(eid, tid, now)
+                    if offer is None:
+                        continue
+                    ex.free -= 1
+                    self.tasks[tid] = (stage, tsm, eid)
+                    actions.append(Launch(eid, self._spec(stage, tid, offer), stage))
+                    progress = True
+                    break
+
+    def _spec(self, stage: Stage, tid: int, offer: Any) -> TaskSpec:
+        locs: dict[int, list[Location]] = {}
+        for sid in stage.shuffle_reads:
+            outs = self.map_outputs[sid]
+            locs[sid] = [loc for loc in outs if loc is not None]
+            assert len(locs[sid]) == len(outs), "a stage launched before its parents finished"
+        return TaskSpec(
+            task_id=tid,
+            stage_id=stage.id,
+            stage_attempt=stage.attempt,
+            partition=offer.partition,
+            attempt=offer.attempt,
+            shuffle_id=None if stage.shuffle_dep is None else stage.shuffle_dep.shuffle_id,
+            speculative=offer.speculative,
+            map_locations=locs,
+            block_locations=self._cached_inputs(stage.rdd, offer.partition),
+        )
+
+    # -- outcomes ------------------------------------------------------------------------------
+    def _release(self, task_id: int) -> tuple[Stage, TaskSetManager, str] | None:
+        entry = self.tasks.pop(task_id, None)
+        if entry is not None:
+            ex = self.executors.get(entry[2])
+            if ex is not None:
+                ex.free += 1
+        return entry
+
+    def _record_cached(self, cached: list[tuple[int, int]], eid: str) -> None:
+        ex = self.executors.get(eid)
+        if ex is not None:
+            for key in cached:
+                self.cache_locs[key] = (eid, ex.address)
+
+    def _on_finished(self, res: TaskResult, now: float, actions: list[Any]) -> None:
+        entry = self._release(res.task_id)
+        self._record_cached(res.cached, res.executor_id)
+        if entry is None or self.job is None:
+            return
+        stage, tsm, eid = entry
+        if stage.id not in self.stages:
+            return
+        part = tsm.on_success(res.task_id, now)
+        if part is None or eid not in self.executors:
+            return
+        job = self.job
+        if stage.is_result:
+            if part in job.results:
+                return
+            job.results[part] = res.value
+        else:
+            assert stage.shuffle_dep is not None
+            outs = self.map_outputs[stage.shuffle_dep.shuffle_id]
+            if outs[part] is not None:
+                return
+            outs[part] = (eid, self.executors[eid].address)
+        if res.accumulators:
+            actions.append(MergeAccumulators(res.accumulators))
+        if tsm.is_finished() or not self._missing_partitions(stage):
+            self._stage_done(stage, actions)
+
+    def _stage_done(self, stage: Stage, actions: list[Any]) -> None:
+        if stage in self.running:
+            self.running.remove(stage)
+        if stage.tsm is not None:
+            stage.tsm.zombie = True
+        if self._missing_partitions(stage):
+            self._submit_stage(stage, actions)  # outputs were lost meanwhile: run them again
+            return
+        if stage in self.waiting:
+            self.waiting.remove(stage)
+        if stage.is_result:
+            job = self.job
+            assert job is not None
+            results = [job.results[p] for p in job.partitions]
+            self._finish_job()
+            actions.append(JobSucceeded(results))
+            return
+        for w in list(self.waiting):
+            if all(self._available(p) for p in w.parents):
+                self.waiting.remove(w)
+                self._submit_stage(w, actions)
+
+    def _on_failed(self, err: TaskError, actions: list[Any]) -> None:
+        entry = self._release(err.task_id)
+        self._record_cached(err.cached, err.executor_id)
+        if entry is None or self.job is None:
+            return
+        stage, tsm, _ = entry
+        if stage.id not in self.stages:
+            return
+        if err.fetch_failed is not None:
+            tsm.on_failure(err.task_id, counts=False)
+            self._on_fetch_failed(stage, err.fetch_failed, actions)
+            return
+        part, abort = tsm.on_failure(err.task_id, counts=True)
+        if abort:
+            actions.append(self._fail(_task_failed_error(stage, part, tsm, err)))
+
+    def _on_fetch_failed(
+        self, stage: Stage, failed: tuple[str, int], actions: list[Any]
+    ) -> None:
+        eid, shuffle_id = failed
+        outs = self.map_outputs.get(shuffle_id)
+        if outs is not None:
+            for i, loc in enumerate(outs):
+                if loc is not None and loc[0] == eid:
+                    outs[i] = None
+        n = self._fetch_failures.get(stage.id, 0) + 1
+        self._fetch_failures[stage.id] = n
+        if n > MAX_STAGE_ATTEMPTS:
+            actions.append(
+                self._fail(
+                    JobAbortedError(
+                        f"{stage!r} failed to fetch shuffle {shuffle_id} {n} times; giving up"
+                    )
+                )
+            )
+            return
+        self._requeue_readers(actions)
+
+    def _requeue_readers(self, actions: list[Any]) -> None:
+        """Park running stages whose shuffle inputs are incomplete; run the lost maps first."""
+        for stage in list(self.running):
+            if any(not self._available(p) for p in stage.parents):
+                self.running.remove(stage)
+                if stage.tsm is not None:
+                    stage.tsm.zombie = True
+                self._submit_stage(stage, actions)
+
+    def _on_executor_lost(self, eid: str, actions: list[Any]) -> None:
+        if self.executors.pop(eid, None) is None:
+            return
+        for outs in self.map_outputs.values():
+            for i, loc in enumerate(outs):
+                if loc is not None and loc[0] == eid:
+                    outs[i] = None
+        for key in [k for k, loc in self.cache_locs.items() if loc[0] == eid]:
+            del self.cache_locs[key]
+        for tid in [t for t, (_, _, e) in self.tasks.items() if e == eid]:
+            _, tsm, _ = self.tasks.pop(tid)
+            tsm.on_failure(tid, counts=False)
+        if self.job is None:
+            return
+        for stage in list(self.running):
+            if not stage.is_result and stage.tsm is not None:
+                stage.tsm.resubmit(self._missing_partitions(stage))
+        self._requeue_readers(actions)
+
+    def _on_cleanup(self, ev: Cleanup, actions: list[Any]) -> None:
+        if ev.kind == "shuffle":
+            self.map_outputs.pop(ev.ident, None)
+        else:
+            for key in [k for k in self.cache_locs if k[0] == ev.ident]:
+                del self.cache_locs[key]
+        actions.append(RemoveBlocks(ev.kind, ev.ident))
+
+    def _fail(self, error: Exception) -> JobFailed:
+        self._finish_job()
+        return JobFailed(error)
+
+    def _finish_job(self) -> None:
+        self.job = None
+        self.running.clear()
+        self.waiting.clear()
+        self.stages.clear()
+        for tid in list(self.tasks):
+            stage, tsm, eid = self.tasks[tid]
+            tsm.zombie = True  # late results are released but ignored
+
+    # -- invariants ----------------------------------------------------------------------------
+    def validate_state(self) -> None:
+        for eid, ex in self.executors.items():
+            in_flight = sum(1 for (_, _, e) in self.tasks.values() if e == eid)
+            assert ex.free == ex.slots - in_flight, f"slot accounting broken on {eid}"
+            assert 0 <= ex.free <= ex.slots
+        for _, _, e in self.tasks.values():
+            assert e in self.executors, "a task is tracked on a dead executor"
+        for outs in self.map_outputs.values():
+            for loc in outs:
+                assert loc is None or loc[0] in self.executors, "map output on a dead executor"
+        for loc in self.cache_locs.values():
+            assert loc[0] in self.executors, "cached block on a dead executor"
+        if self.job is None:
+            assert not self.running and not self.waiting
+        for st in self.running:
+            assert st not in self.waiting
+            assert all(self._available(p) for p in st.parents), f"{st!r} runs before its parents"
+            assert st.tsm is not None
+            st.tsm.validate_state()
+
+
+def _task_failed_error(
+    stage: Stage, part: int | None, tsm: TaskSetManager, err: TaskError
+) -> TaskFailedError:
+    cause = None
+    if err.exc_pickle is not None:
+        try:
+            import pickle
+
+            cause = pickle.loads(err.exc_pickle)
+        except Exception:
+            cause = None
+    n = tsm.failures.get(part, 0) if part is not None else 0
+    msg = (
+        f"Job aborted due to stage failure: task {part} in stage {stage.id} failed {n} times, "
+        f"most recent failure on executor {err.executor_id}: {err.exc_type_name}: {err.message}"
+    )
+    return TaskFailedError(msg, err.exc_type_name, err.message, err.traceback, cause)

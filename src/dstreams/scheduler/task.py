@@ -1,0 +1,102 @@
+"""Picklable task messages: what the driver sends (TaskSpec) and what comes back.
+
+These are plain data shared by the scheduler (driver side) and the executors (worker side), and
+:class:`TaskContext`, the worker-side view an RDD's ``compute`` gets: fetch shuffle buckets, read
+and write cached partitions, and PySpark's ``TaskContext.get()`` accessors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+__all__ = ["TaskSpec", "TaskResult", "TaskError", "TaskContext", "Location"]
+
+#: (executor_id, block-server address) of a block.
+Location = tuple[str, Any]
+
+
+@dataclass(slots=True)
+class TaskSpec:
+    """One attempt of one partition of one stage."""
+
+    task_id: int
+    stage_id: int
+    stage_attempt: int
+    partition: int
+    attempt: int
+    #: the shuffle this task writes (a shuffle-map task), or None for a result task
+    shuffle_id: int | None = None
+    speculative: bool = False
+    #: shuffle_id -> location of each map partition's output, for the shuffles this task reads
+    map_locations: dict[int, list[Location]] = field(default_factory=dict)
+    #: (rdd_id, split) -> where a cached partition this task may read lives
+    block_locations: dict[tuple[int, int], Location] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class TaskResult:
+    """A finished task: a pickled result (result task) or bucket sizes (shuffle-map task)."""
+
+    task_id: int
+    executor_id: str
+    value: Any
+    accumulators: dict[int, Any] = field(default_factory=dict)
+    cached: list[tuple[int, int]] = field(default_factory=list)
+    run_seconds: float = 0.0
+
+
+@dataclass(slots=True)
+class TaskError:
+    """A failed task, with the user's exception described so the driver can re-raise it."""
+
+    task_id: int
+    executor_id: str
+    exc_type_name: str
+    message: str
+    traceback: str
+    exc_pickle: bytes | None = None
+    #: (executor_id, shuffle_id) when the task failed because a map output was missing
+    fetch_failed: tuple[str, int] | None = None
+    cached: list[tuple[int, int]] = field(default_factory=list)
+
+
+class TaskContext:
+    """What a running task knows about itself; ``TaskContext.get()`` inside user functions.
+
+    Executors subclass it to provide block access; RDDs call only the methods below.
+    """
+
+    _current: ClassVar[TaskContext | None] = None
+
+    def __init__(self, spec: TaskSpec) -> None:
+        self.spec = spec
+        self.cached_now: list[tuple[int, int]] = []
+
+    @classmethod
+    def get(cls) -> TaskContext | None:
+        """The context of the task running in this worker, or None on the driver."""
+        return cls._current
+
+    def partitionId(self) -> int:
+        return self.spec.partition
+
+    def stageId(self) -> int:
+        return self.spec.stage_id
+
+    def attemptNumber(self) -> int:
+        return self.spec.attempt
+
+    def taskAttemptId(self) -> int:
+        return self.spec.task_id
+
+    # -- block access, implemented by the executor -------------------------------------------
+    def fetch_shuffle(self, shuffle_id: int, reduce_id: int) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def get_cached(self, rdd_id: int, split: int) -> list[Any] | None:
+        raise NotImplementedError
+
+    def put_cached(self, rdd_id: int, split: int, data: list[Any]) -> None:
+        raise NotImplementedError
