@@ -83,8 +83,9 @@ class SocketReceiver(Receiver):
                 continue
             complete, pending = pending + chunk[:cut], chunk[cut + 1:]
             text = complete.decode("utf-8", "replace")
+            lines = text.split("\n")
             if "\r" in text:
-                text = text.replace("\r\n", "\n")
-            self.storeMany(text.split("\n"))
+                lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+            self.storeMany(lines)
         if pending and not self.isStopped():
             self.store(pending.decode("utf-8", "replace").rstrip("\r"))

@@ -1,0 +1,40 @@
+"""Fixtures: one batch Context per test module, a fresh ManualClock StreamingContext per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Callable
+
+import pytest
+
+from dstreams import Context
+from dstreams.streaming import StreamingContext
+from dstreams.testing import CollectingSink, TestSource, manual_context, run_batches
+
+
+@pytest.fixture(scope="module")
+def sc() -> Iterator[Any]:
+    context = Context("local[2]", "streaming-tests")
+    yield context
+    context.stop()
+
+
+@pytest.fixture
+def ssc(sc: Any) -> Iterator[StreamingContext]:
+    streaming = manual_context(sc, 1)
+    yield streaming
+    streaming.stop(stopSparkContext=False)
+
+
+@pytest.fixture
+def run(ssc: StreamingContext) -> Callable[..., list[list[Any]]]:
+    """run(build, batches, n=None): feed ``batches``, run n batches, return sorted results."""
+
+    def _run(build: Callable[[Any], Any], batches: list[list[Any]], n: int | None = None,
+             sort: bool = True) -> list[list[Any]]:
+        src = TestSource(ssc, batches)
+        sink = CollectingSink(build(src.stream), sort=sort)
+        run_batches(ssc, n if n is not None else len(batches))
+        return sink.results
+
+    return _run

@@ -1,0 +1,98 @@
+"""Sources: socket receiver (with reconnect), text and binary file streams."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from typing import Any
+
+from dstreams.streaming import StreamingListener
+from dstreams.testing import CollectingSink, run_batches
+
+
+class LineServer:
+    """A local TCP server that sends one payload per accepted connection, then closes."""
+
+    def __init__(self, payloads: list[bytes]) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.payloads = payloads
+        self.release = [threading.Event() for _ in payloads]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        for payload, release in zip(self.payloads, self.release):
+            conn, _ = self.sock.accept()
+            conn.sendall(payload)
+            release.wait(10)
+            conn.close()
+        self.sock.close()
+
+
+def test_socket_text_stream_reconnects(ssc: Any) -> None:
+    server = LineServer([b"hello world\nfoo\r\n", "caf\u00e9\n".encode()])
+    errors: list[str] = []
+
+    class L(StreamingListener):
+        def onReceiverError(self, receiverError: Any) -> None:  # noqa: N802
+            errors.append(receiverError.receiverInfo().lastErrorMessage())
+
+    ssc.addStreamingListener(L())
+    ssc._receiver_tracker.restart_delay = 20
+    lines = ssc.socketTextStream("127.0.0.1", server.port)
+    sink = CollectingSink(lines, sort=False)
+    blocks = CollectingSink(lines.glom().map(len), sort=False)
+    ssc.start()
+    tracker = ssc._receiver_tracker.blocks
+    assert tracker.wait_for_received(2, 10)
+    run_batches(ssc, 1)
+    assert sink.results == [["hello world", "foo"]]
+    assert sum(blocks.results[0]) == 2 and len(blocks.results[0]) >= 1
+    server.release[0].set()  # drop the connection: the receiver reconnects
+    assert tracker.wait_for_received(3, 10)
+    run_batches(ssc, 1)
+    assert sink.results[1] == ["caf\u00e9"]
+    assert any("no more data" in e for e in errors)
+    server.release[1].set()
+
+
+def test_socket_stream_empty_batch_has_no_partitions(ssc: Any) -> None:
+    sink = CollectingSink(ssc.socketTextStream("127.0.0.1", 9).count(), sort=False)
+    ssc._receiver_tracker.restart_delay = 60_000
+    run_batches(ssc, 1)
+    assert sink.results == [[]]  # as PySpark: count of a batch with no blocks is empty
+
+
+def _move_in(directory: Any, name: str, data: bytes) -> None:
+    staging = directory.parent / f"staging-{name}"
+    staging.write_bytes(data)
+    os.replace(staging, directory / name)
+
+
+def test_text_file_stream(ssc: Any, tmp_path: Any) -> None:
+    watched = tmp_path / "in"
+    watched.mkdir()
+    (watched / "old.txt").write_text("old\n")
+    sink = CollectingSink(ssc.textFileStream(str(watched)), sort=True)
+    ssc.start()
+    _move_in(watched, "a.txt", b"x\ny\r\nz")
+    _move_in(watched, ".hidden", b"h\n")
+    _move_in(watched, "_tmp", b"t\n")
+    run_batches(ssc, 1)
+    _move_in(watched, "b.txt", b"w\n")
+    run_batches(ssc, 2)
+    assert sink.results == [["x", "y", "z"], ["w"], []]
+
+
+def test_binary_records_stream(ssc: Any, tmp_path: Any) -> None:
+    watched = tmp_path / "bin"
+    watched.mkdir()
+    sink = CollectingSink(ssc.binaryRecordsStream(str(watched), 4), sort=False)
+    ssc.start()
+    _move_in(watched, "r.bin", b"aaaabbbbcccc")
+    run_batches(ssc, 1)
+    assert sink.results == [[b"aaaa", b"bbbb", b"cccc"]]
