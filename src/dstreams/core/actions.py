@@ -172,12 +172,14 @@ class ActionsMixin:
         """Reduce all elements with a commutative, associative ``f``."""
         if not callable(f):
             raise TypeError(f"reduce expects a function, got {f!r}")
-        empty = object()
 
-        def func(it: Iterator[Any]) -> Any:
-            return _reduce(f, it, empty)
+        def func(it: Iterator[Any]) -> list[Any]:
+            it = iter(it)
+            for first in it:
+                return [_reduce(f, it, first)]
+            return []  # an empty partition contributes nothing
 
-        vals = [v for v in self.ctx._run_job_per_partition(self, func) if v is not empty]
+        vals = [v for part in self.ctx._run_job_per_partition(self, func) for v in part]
         if vals:
             return _reduce(f, vals)
         raise ValueError("Can not reduce() empty RDD")
