@@ -13,6 +13,7 @@ from dstreams.core.shared import Accumulator, AccumulatorParam, Broadcast
 from dstreams.hashing import portable_hash
 from dstreams.scheduler.task import TaskContext
 from dstreams.storage.level import StorageLevel
+from dstreams.streaming import DStream, StreamingContext, StreamingListener
 
 __version__ = "0.1.0"
 
@@ -25,6 +26,9 @@ __all__ = [
     "Partitioner",
     "RDD",
     "StorageLevel",
+    "DStream",
+    "StreamingContext",
+    "StreamingListener",
     "TaskContext",
     "portable_hash",
     "__version__",

@@ -1,0 +1,1 @@
+"""The batch engine's description of work: Context, RDDs, dependencies, I/O, checkpoints."""

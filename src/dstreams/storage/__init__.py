@@ -1,0 +1,1 @@
+"""Blocks and storage levels: per-executor block stores and the block server/client."""
