@@ -1,6 +1,6 @@
 """``local[N]``: N long-lived worker processes on this machine (the default backend).
 
-The driver listens on a loopback port; each worker (``python -m dstreams.executor.worker``)
+The driver listens on a Unix-domain socket (no Nagle delays, cheaper than TCP on one machine); each worker (``python -m dstreams.executor.worker``)
 connects back with a shared secret, announces its block-server address, and then takes tasks
 over that one connection. One reader thread per worker turns replies into scheduler events.
 
@@ -64,7 +64,7 @@ class LocalBackend(ExecutorBackend):
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.num_workers = num_workers
         self._authkey = os.urandom(32)
-        self._listener = Listener(("127.0.0.1", 0), authkey=self._authkey)
+        self._listener = Listener(family="AF_UNIX", authkey=self._authkey)
         self._workers: dict[str, _Worker] = {}
         self._ids = itertools.count()
         self._lock = threading.Lock()
@@ -96,12 +96,12 @@ class LocalBackend(ExecutorBackend):
     # -- processes ---------------------------------------------------------------------------
     def _spawn(self) -> None:
         eid = str(next(self._ids))
-        host, port = self._listener.address
+        address = self._listener.address
         env = dict(os.environ)
         env["DSTREAMS_AUTHKEY"] = self._authkey.hex()
         env["DSTREAMS_SYS_PATH"] = os.pathsep.join(p for p in sys.path if p)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dstreams.executor.worker", host, str(port), eid],
+            [sys.executable, "-m", "dstreams.executor.worker", address, eid],
             env=env,
             stdin=subprocess.DEVNULL,
         )

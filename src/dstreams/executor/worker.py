@@ -218,14 +218,14 @@ class Worker:
 
 
 def main() -> None:
-    """Entry point: ``python -m dstreams.executor.worker HOST PORT EXECUTOR_ID``."""
-    host, port, executor_id = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    """Entry point: ``python -m dstreams.executor.worker DRIVER_ADDRESS EXECUTOR_ID``."""
+    address, executor_id = sys.argv[1], sys.argv[2]
     authkey = bytes.fromhex(os.environ.pop("DSTREAMS_AUTHKEY"))
     extra = os.environ.get("DSTREAMS_SYS_PATH", "")
     for p in reversed([p for p in extra.split(os.pathsep) if p]):
         if p not in sys.path:
             sys.path.insert(0, p)
-    conn = Client((host, port), authkey=authkey)
+    conn = Client(address, family="AF_UNIX", authkey=authkey)
     try:
         Worker(executor_id, conn, authkey).serve()
     finally:

@@ -249,6 +249,13 @@ class DAGScheduler:
                     stack.append(dep.rdd)
         return list(out.values())
 
+    def _complete(self, stage: Stage) -> bool:
+        if stage.is_result:
+            assert self.job is not None
+            return len(self.job.results) == len(self.job.partitions)
+        assert stage.shuffle_dep is not None
+        return None not in self.map_outputs[stage.shuffle_dep.shuffle_id]
+
     def _missing_partitions(self, stage: Stage) -> list[int]:
         if stage.is_result:
             assert self.job is not None
@@ -258,7 +265,7 @@ class DAGScheduler:
         return [p for p, loc in enumerate(outs) if loc is None]
 
     def _available(self, stage: Stage) -> bool:
-        return not stage.is_result and not self._missing_partitions(stage)
+        return not stage.is_result and self._complete(stage)
 
     def _submit_stage(self, stage: Stage, actions: list[Any]) -> None:
         if stage in self.running or stage in self.waiting:
@@ -388,7 +395,7 @@ class DAGScheduler:
             outs[part] = (eid, self.executors[eid].address)
         if res.accumulators:
             actions.append(MergeAccumulators(res.accumulators))
-        if tsm.is_finished() or not self._missing_partitions(stage):
+        if self._complete(stage):
             self._stage_done(stage, actions)
 
     def _stage_done(self, stage: Stage, actions: list[Any]) -> None:
@@ -396,7 +403,7 @@ class DAGScheduler:
             self.running.remove(stage)
         if stage.tsm is not None:
             stage.tsm.zombie = True
-        if self._missing_partitions(stage):
+        if not self._complete(stage):
             self._submit_stage(stage, actions)  # outputs were lost meanwhile: run them again
             return
         if stage in self.waiting:

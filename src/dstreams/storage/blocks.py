@@ -6,7 +6,7 @@ output, and ``("rdd", rdd_id, split)`` for a cached partition. Values are pickle
 reader always gets fresh objects, so a user function that mutates its input cannot corrupt a
 block), except cached partitions persisted with a ``deserialized`` storage level.
 
-Each worker runs a :class:`BlockServer` on loopback; peers fetch many blocks in one round trip
+Each worker runs a :class:`BlockServer` on a Unix-domain socket; peers fetch many blocks in one round trip
 with :class:`BlockClient`, which keeps one authenticated connection per peer.
 """
 
@@ -52,7 +52,7 @@ class BlockServer:
 
     def __init__(self, store: BlockStore, authkey: bytes) -> None:
         self._store = store
-        self._listener = Listener(("127.0.0.1", 0), authkey=authkey)
+        self._listener = Listener(family="AF_UNIX", authkey=authkey)
         self.address = self._listener.address
         threading.Thread(target=self._accept, name="block-server", daemon=True).start()
 
