@@ -276,7 +276,10 @@ class DStream(Generic[T]):
         """Merge the values of each key in each batch with ``func``."""
         if numPartitions is None:
             numPartitions = self._sc.defaultParallelism
-        return self.combineByKey(lambda x: x, func, func, numPartitions)
+        n = numPartitions
+        # Same result as PySpark's combineByKey(identity, func, func); the RDD's own
+        # reduceByKey is its fastest shuffle path.
+        return self.transform(lambda rdd: rdd.reduceByKey(func, n))
 
     def combineByKey(self, createCombiner: Callable[[Any], Any], mergeValue: Callable[[Any, Any], Any],
                      mergeCombiners: Callable[[Any, Any], Any],
