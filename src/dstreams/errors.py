@@ -15,6 +15,7 @@ __all__ = [
     "ExecutorLostError",
     "FetchFailedError",
     "ContextStoppedError",
+    "TaskKilledError",
 ]
 
 
@@ -79,3 +80,7 @@ class FetchFailedError(DStreamsError):
 
 class ContextStoppedError(DStreamsError):
     """The Context was stopped; create a new one."""
+
+
+class TaskKilledError(DStreamsError):
+    """Raised inside a worker to stop a task the driver no longer needs."""

@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 _CHUNK = 4 << 20
+_BLOCK_SIZE = 32 << 20
 
 
 def slice_like_pyspark(data: list[Any], num_slices: int) -> list[list[Any]]:
@@ -100,7 +101,8 @@ class TextFileRDD(RDD[str]):
         fs, files = expand_input_paths(path)
         sizes = [fs.size(f) or 0 for f in files]
         total = sum(sizes)
-        goal = max(1, total // max(1, min_partitions))
+        # Hadoop's rule: goal = total / minPartitions, capped at the 32 MiB local block size
+        goal = max(1, min(total // max(1, min_partitions), _BLOCK_SIZE))
         splits: list[tuple[str, int, int]] = []
         for f, size in zip(files, sizes):
             if infer_compression(f) is not None or size == 0:

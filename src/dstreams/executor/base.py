@@ -14,7 +14,9 @@ Contract, which ``tests/executor/test_contract.py`` checks for every backend:
   under a new executor id.
 * Blocks written by a task (shuffle outputs, cached partitions) stay on its executor until
   ``remove_blocks`` or the executor's death, and other executors can fetch them.
-* Threading: ``launch``/``remove_blocks``/``forget_stages``/``kill_executor`` may be called from
+* ``kill_task`` interrupts a task that is running or queued on its executor; the task answers
+  ``TaskFailed`` with ``killed=True`` (or its normal outcome if it finished first).
+* Threading: ``launch``/``kill_task``/``remove_blocks``/``forget_stages``/``kill_executor`` may be called from
   the runner thread only; ``events`` is filled from backend threads.
 """
 
@@ -37,6 +39,10 @@ class ExecutorBackend(abc.ABC):
     @abc.abstractmethod
     def launch(self, executor_id: str, spec: TaskSpec, payload: bytes) -> None:
         """Run ``spec`` on ``executor_id``; ``payload`` is the stage's pickled closure."""
+
+    @abc.abstractmethod
+    def kill_task(self, executor_id: str, task_id: int) -> None:
+        """Stop a running (or queued) task; it then reports ``TaskFailed`` with ``killed``."""
 
     @abc.abstractmethod
     def remove_blocks(self, kind: str, ident: int) -> None:

@@ -186,6 +186,16 @@ class LocalBackend(ExecutorBackend):
         except OSError:
             self._lost(w, "sending a task failed")
 
+    def kill_task(self, executor_id: str, task_id: int) -> None:
+        w = self._workers.get(executor_id)
+        if w is None or w.conn is None:
+            return
+        try:
+            with w.lock:
+                w.conn.send_bytes(pickle.dumps(("kill", [task_id]), 5))
+        except OSError:
+            self._lost(w, "sending a kill failed")
+
     def _broadcast(self, msg: tuple[Any, ...]) -> None:
         data = pickle.dumps(msg, 5)
         for w in list(self._workers.values()):

@@ -17,7 +17,10 @@ from __future__ import annotations
 import copy
 import os
 import pickle
+import queue
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections import OrderedDict
@@ -27,7 +30,7 @@ from typing import Any
 
 from dstreams.core.pairs import not_a_pair
 from dstreams.core.shared import worker_accumulators
-from dstreams.errors import FetchFailedError
+from dstreams.errors import FetchFailedError, TaskKilledError
 from dstreams.scheduler.task import TaskContext, TaskError, TaskResult, TaskSpec
 from dstreams.storage.blocks import BlockClient, BlockServer, BlockStore
 
@@ -123,18 +126,39 @@ class Worker:
         self._payloads: OrderedDict[int, Any] = OrderedDict()
 
     def serve(self) -> None:
+        """Run messages from the driver until it says stop or goes away.
+
+        A reader thread takes messages off the connection so that a ``kill`` can interrupt the
+        running task (through SIGUSR1, handled in this, the main, thread) while tasks queued
+        behind it wait in the inbox.
+        """
+        self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._killed: set[int] = set()
+        self._running: int | None = None
+        self._main = threading.get_ident()
+        signal.signal(signal.SIGUSR1, self._on_kill_signal)
         self.conn.send_bytes(
             pickle.dumps(("hello", self.executor_id, os.getpid(), self.server.address), 5)
         )
-        recv, send = self.conn.recv_bytes, self.conn.send_bytes
+        threading.Thread(target=self._read, name="driver-reader", daemon=True).start()
+        send = self.conn.send_bytes
+        get = self._inbox.get
         while True:
-            try:
-                msg = pickle.loads(recv())
-            except (EOFError, OSError):
-                return  # the driver is gone
+            msg = get()
             kind = msg[0]
             if kind == "task":
-                send(pickle.dumps(self.run_task(msg[1], msg[2]), 5))
+                spec = msg[1]
+                if spec.task_id in self._killed:
+                    self._killed.discard(spec.task_id)
+                    if msg[2] is not None:
+                        self._stage_payload(spec.stage_id, msg[2])
+                    reply: Any = ("failed", self._killed_error(spec))
+                else:
+                    try:
+                        reply = self.run_task(spec, msg[2])
+                    except TaskKilledError:  # the kill landed outside the task's own handler
+                        reply = ("failed", self._killed_error(spec))
+                send(pickle.dumps(reply, 5))
             elif kind == "remove":
                 self.store.remove_matching(msg[1], msg[2])
             elif kind == "forget":
@@ -143,12 +167,40 @@ class Worker:
             elif kind == "stop":
                 return
 
+    def _read(self) -> None:
+        recv, put = self.conn.recv_bytes, self._inbox.put
+        while True:
+            try:
+                msg = pickle.loads(recv())
+            except (EOFError, OSError):
+                put(("stop",))  # the driver is gone
+                return
+            if msg[0] == "kill":
+                self._killed.update(msg[1])
+                if self._running in self._killed:
+                    signal.pthread_kill(self._main, signal.SIGUSR1)
+            else:
+                put(msg)
+
+    def _on_kill_signal(self, signum: int, frame: Any) -> None:
+        running = self._running
+        if running is not None and running in self._killed:
+            self._running = None
+            raise TaskKilledError(f"task {running} was killed by the driver")
+
+    def _killed_error(self, spec: TaskSpec) -> TaskError:
+        return TaskError(spec.task_id, self.executor_id, "TaskKilledError", "killed", "",
+                         killed=True)
+
+    def _stage_payload(self, stage_id: int, payload: bytes) -> None:
+        self._payloads[stage_id] = payload
+        self._payloads.move_to_end(stage_id)
+        while len(self._payloads) > _STAGE_CACHE:
+            self._payloads.popitem(last=False)
+
     def _stage(self, stage_id: int, payload: bytes | None) -> Any:
         if payload is not None:
-            self._payloads[stage_id] = payload
-            self._payloads.move_to_end(stage_id)
-            while len(self._payloads) > _STAGE_CACHE:
-                self._payloads.popitem(last=False)
+            self._stage_payload(stage_id, payload)
         entry = self._payloads[stage_id]
         if isinstance(entry, bytes):
             entry = pickle.loads(entry)  # functions were pickled with cloudpickle
@@ -163,12 +215,14 @@ class Worker:
         start = time.perf_counter()
         TaskContext._current = tctx
         try:
+            self._running = spec.task_id
             rdd, func, partitioner = self._stage(spec.stage_id, payload)
             it = rdd.iterator(spec.partition, tctx)
             if spec.shuffle_id is None:
                 value: Any = pickle.dumps(func(it), 5)
             else:
                 value = write_shuffle(self.store, spec.shuffle_id, spec.partition, it, partitioner)
+            self._running = None
             updates = {aid: a._value for aid, a in accs.items() if a._value != a._zero}  # type: ignore[attr-defined]
             return (
                 "done",
@@ -183,9 +237,13 @@ class Worker:
             )
         except FetchFailedError as e:
             return ("failed", self._error(spec, e, tctx, (e.executor_id, e.shuffle_id)))
+        except TaskKilledError:
+            self._killed.discard(spec.task_id)
+            return ("failed", self._killed_error(spec))
         except BaseException as e:  # noqa: BLE001 - every failure goes back to the driver
             return ("failed", self._error(spec, e, tctx, None))
         finally:
+            self._running = None
             TaskContext._current = None
 
     def _error(

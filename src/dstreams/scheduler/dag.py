@@ -33,6 +33,7 @@ __all__ = [
     "JobFailed",
     "MergeAccumulators",
     "RemoveBlocks",
+    "KillTask",
     "ExecutorAdded",
     "ExecutorLost",
     "TaskFinished",
@@ -102,6 +103,14 @@ class JobFailed:
 @dataclass(frozen=True)
 class MergeAccumulators:
     updates: dict[int, Any]
+
+
+@dataclass(frozen=True)
+class KillTask:
+    """Stop a running attempt that is no longer needed (a speculative loser, a finished job)."""
+
+    executor_id: str
+    task_id: int
 
 
 @dataclass(frozen=True)
@@ -186,7 +195,7 @@ class DAGScheduler:
         if isinstance(event, TaskFinished):
             self._on_finished(event.result, now, actions)
         elif isinstance(event, TaskFailed):
-            self._on_failed(event.error, actions)
+            self._on_failed(event.error, now, actions)
         elif isinstance(event, ExecutorAdded):
             self.executors[event.executor_id] = _Executor(event.address, event.slots, event.slots)
         elif isinstance(event, ExecutorLost):
@@ -206,7 +215,9 @@ class DAGScheduler:
     def abort_job(self, reason: str) -> list[Any]:
         if self.job is None:
             return []
-        return [self._fail(JobAbortedError(reason))]
+        actions: list[Any] = []
+        self._fail_into(actions, JobAbortedError(reason))
+        return actions
 
     # -- stage construction --------------------------------------------------------------------
     def _new_stage(
@@ -357,12 +368,20 @@ class DAGScheduler:
         )
 
     # -- outcomes ------------------------------------------------------------------------------
-    def _release(self, task_id: int) -> tuple[Stage, TaskSetManager, str] | None:
+    def _release(self, task_id: int, now: float) -> tuple[Stage, TaskSetManager, str] | None:
         entry = self.tasks.pop(task_id, None)
         if entry is not None:
-            ex = self.executors.get(entry[2])
+            eid = entry[2]
+            ex = self.executors.get(eid)
             if ex is not None:
                 ex.free += 1
+            # executors run their tasks in launch order: the next one queued there starts now
+            queued = [t for t, (_, _, e) in self.tasks.items() if e == eid]
+            if queued:
+                _, tsm, _ = self.tasks[min(queued)]
+                rt = tsm.running.get(min(queued))
+                if rt is not None and rt.start < now:
+                    rt.start = now
         return entry
 
     def _record_cached(self, cached: list[tuple[int, int]], eid: str) -> None:
@@ -372,7 +391,7 @@ class DAGScheduler:
                 self.cache_locs[key] = (eid, ex.address)
 
     def _on_finished(self, res: TaskResult, now: float, actions: list[Any]) -> None:
-        entry = self._release(res.task_id)
+        entry = self._release(res.task_id, now)
         self._record_cached(res.cached, res.executor_id)
         if entry is None or self.job is None:
             return
@@ -382,6 +401,8 @@ class DAGScheduler:
         part = tsm.on_success(res.task_id, now)
         if part is None or eid not in self.executors:
             return
+        for other in tsm.copies.get(part, ()):
+            actions.append(KillTask(self.tasks[other][2], other))
         job = self.job
         if stage.is_result:
             if part in job.results:
@@ -412,7 +433,7 @@ class DAGScheduler:
             job = self.job
             assert job is not None
             results = [job.results[p] for p in job.partitions]
-            self._finish_job()
+            actions.extend(self._finish_job())
             actions.append(JobSucceeded(results))
             return
         for w in list(self.waiting):
@@ -420,13 +441,16 @@ class DAGScheduler:
                 self.waiting.remove(w)
                 self._submit_stage(w, actions)
 
-    def _on_failed(self, err: TaskError, actions: list[Any]) -> None:
-        entry = self._release(err.task_id)
+    def _on_failed(self, err: TaskError, now: float, actions: list[Any]) -> None:
+        entry = self._release(err.task_id, now)
         self._record_cached(err.cached, err.executor_id)
         if entry is None or self.job is None:
             return
         stage, tsm, _ = entry
         if stage.id not in self.stages:
+            return
+        if err.killed:
+            tsm.on_failure(err.task_id, counts=False)
             return
         if err.fetch_failed is not None:
             tsm.on_failure(err.task_id, counts=False)
@@ -434,7 +458,7 @@ class DAGScheduler:
             return
         part, abort = tsm.on_failure(err.task_id, counts=True)
         if abort:
-            actions.append(self._fail(_task_failed_error(stage, part, tsm, err)))
+            self._fail_into(actions, _task_failed_error(stage, part, tsm, err))
 
     def _on_fetch_failed(
         self, stage: Stage, failed: tuple[str, int], actions: list[Any]
@@ -448,12 +472,9 @@ class DAGScheduler:
         n = self._fetch_failures.get(stage.id, 0) + 1
         self._fetch_failures[stage.id] = n
         if n > MAX_STAGE_ATTEMPTS:
-            actions.append(
-                self._fail(
-                    JobAbortedError(
-                        f"{stage!r} failed to fetch shuffle {shuffle_id} {n} times; giving up"
-                    )
-                )
+            self._fail_into(
+                actions,
+                JobAbortedError(f"{stage!r} failed to fetch shuffle {shuffle_id} {n} times"),
             )
             return
         self._requeue_readers(actions)
@@ -494,18 +515,21 @@ class DAGScheduler:
                 del self.cache_locs[key]
         actions.append(RemoveBlocks(ev.kind, ev.ident))
 
-    def _fail(self, error: Exception) -> JobFailed:
-        self._finish_job()
-        return JobFailed(error)
+    def _fail_into(self, actions: list[Any], error: Exception) -> None:
+        actions.extend(self._finish_job())
+        actions.append(JobFailed(error))
 
-    def _finish_job(self) -> None:
+    def _finish_job(self) -> list[KillTask]:
+        """End the job; return kills for attempts still running (their results are ignored)."""
         self.job = None
         self.running.clear()
         self.waiting.clear()
         self.stages.clear()
-        for tid in list(self.tasks):
-            stage, tsm, eid = self.tasks[tid]
+        kills = []
+        for tid, (_, tsm, eid) in self.tasks.items():
             tsm.zombie = True  # late results are released but ignored
+            kills.append(KillTask(eid, tid))
+        return kills
 
     # -- invariants ----------------------------------------------------------------------------
     def validate_state(self) -> None:

@@ -26,6 +26,7 @@ from dstreams.scheduler.dag import (
     DAGScheduler,
     JobFailed,
     JobSucceeded,
+    KillTask,
     Launch,
     MergeAccumulators,
     RemoveBlocks,
@@ -78,13 +79,18 @@ class JobRunner:
             try:
                 outcome = self._apply(actions)
                 events = self.backend.events
+                last_tick = self.clock()
                 while outcome is None:
                     try:
                         ev = events.get(timeout=self._tick)
                     except queue.Empty:
                         ev = Tick()
                     self._apply_cleanups()
-                    outcome = self._apply(self.dag.handle(ev, self.clock()))
+                    now = self.clock()
+                    outcome = self._apply(self.dag.handle(ev, now))
+                    if outcome is None and now - last_tick >= self._tick:
+                        last_tick = now  # stragglers are checked even while events flow
+                        outcome = self._apply(self.dag.handle(Tick(), now))
             except BaseException:
                 self._apply(self.dag.abort_job("the driver was interrupted"))
                 raise
@@ -130,6 +136,8 @@ class JobRunner:
                     acc = self._accumulators.get(aid)
                     if acc is not None:
                         acc._merge(delta)
+            elif isinstance(a, KillTask):
+                self.backend.kill_task(a.executor_id, a.task_id)
             elif isinstance(a, RemoveBlocks):
                 self.backend.remove_blocks(a.kind, a.ident)
             elif isinstance(a, (JobSucceeded, JobFailed)):

@@ -60,6 +60,8 @@ class TaskError:
     #: (executor_id, shuffle_id) when the task failed because a map output was missing
     fetch_failed: tuple[str, int] | None = None
     cached: list[tuple[int, int]] = field(default_factory=list)
+    #: the driver asked for this attempt to be killed (a speculative loser, a finished job)
+    killed: bool = False
 
 
 class TaskContext:
