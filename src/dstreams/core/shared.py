@@ -11,6 +11,7 @@ task (a retried or speculative duplicate attempt is not counted twice).
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 import threading
@@ -158,7 +159,8 @@ class Accumulator(Generic[T]):
 def _worker_accumulator(aid: int, zero: Any, param: AccumulatorParam[Any]) -> Accumulator[Any]:
     acc = _accumulator_registry.get(aid)
     if acc is None:
-        acc = Accumulator(aid, zero, param, driver=False)
+        # the running value must not alias the zero: addInPlace may mutate it in place
+        acc = Accumulator(aid, copy.deepcopy(zero), param, driver=False)
         acc._zero = zero  # type: ignore[attr-defined]
         _accumulator_registry[aid] = acc
     return acc
