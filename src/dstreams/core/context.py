@@ -7,6 +7,7 @@ creates source RDDs (``parallelize``, ``range``, ``textFile``...) and runs jobs 
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import logging
 import os
@@ -123,6 +124,7 @@ class Context:
         self.defaultParallelism: int = self._conf.get_int("dstreams.default.parallelism") or (
             num_workers
         )
+        atexit.register(self.stop)  # as PySpark: workers never outlive the driver program
 
     # -- lifecycle -----------------------------------------------------------------------------
     @classmethod
@@ -151,6 +153,7 @@ class Context:
         if self._stopped:
             return
         self._stopped = True
+        atexit.unregister(self.stop)
         try:
             self._runner.stop()
             self._backend.stop()

@@ -106,7 +106,7 @@ class RDD(ActionsMixin, PairsMixin, Generic[T]):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["ctx"] = None  # the driver's Context never travels to workers
+        state["ctx"] = NO_CONTEXT  # the driver's Context never travels to workers
         return state
 
     # -- introspection ------------------------------------------------------------------------
@@ -373,6 +373,29 @@ class RDD(ActionsMixin, PairsMixin, Generic[T]):
             return iter(out.stdout.decode("utf-8").splitlines())
 
         return self.mapPartitions(func)
+
+
+class _NoContext:
+    """Stands in for the Context in RDDs shipped to workers: using it there is a user error."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise RuntimeError(
+            "It appears that you are attempting to use an RDD inside a transformation or "
+            "action (for example rdd1.map(lambda x: rdd2.count())). RDD transformations and "
+            "actions can only be invoked by the driver; compute rdd2's result first, or join "
+            "the two RDDs."
+        )
+
+    def __reduce__(self) -> str:
+        return "NO_CONTEXT"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+NO_CONTEXT: Any = _NoContext()
 
 
 def _identity_hash(x: int) -> int:
