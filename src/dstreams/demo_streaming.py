@@ -18,6 +18,7 @@ import socket
 import statistics
 import tempfile
 import threading
+from datetime import datetime
 from typing import Any
 
 from dstreams import Context
@@ -79,7 +80,8 @@ class BatchReporter(StreamingListener):
         info = batchCompleted.batchInfo()
         row = (info.numRecords(), info.processingDelay(), info.schedulingDelay())
         self.rows.append(row)
-        print(f"[batch {info.batchTime().milliseconds()}] records={row[0]} "
+        when = datetime.fromtimestamp(info.batchTime().milliseconds() / 1000).strftime("%H:%M:%S")
+        print(f"[batch {when}] records={row[0]} "
               f"processing={row[1]} ms scheduling delay={row[2]} ms", flush=True)
 
     def summary(self, seconds: float) -> str:
