@@ -93,6 +93,15 @@ class Context:
         self.master = self._conf.get_str("dstreams.master") or "local[*]"
         self.appName = self._conf.get_str("dstreams.app.name") or "dstreams"
         num_workers = parse_master(self.master)
+        # validate every setting read here before anything is started or registered
+        parallelism = self._conf.get_int("dstreams.default.parallelism")
+        if parallelism is not None and parallelism < 1:
+            raise ValueError(
+                f"dstreams.default.parallelism={parallelism} must be a positive integer"
+            )
+        log_level = self._conf.get_str("dstreams.log.level") or "WARN"
+        if str(log_level).upper() not in _LEVELS:
+            raise ValueError(f"dstreams.log.level={log_level!r} is not one of {', '.join(_LEVELS)}")
         with Context._lock:
             if Context._active is not None:
                 raise ValueError(
@@ -109,21 +118,23 @@ class Context:
         self._local_dir = tempfile.mkdtemp(prefix="dstreams-", dir=local_dir)
         self._accumulators: dict[int, Accumulator[Any]] = {}
         self._broadcasts: dict[int, Broadcast[Any]] = {}
-        self.setLogLevel(self._conf.get_str("dstreams.log.level") or "WARN")
+        self.setLogLevel(log_level)
+        backend = None
         try:
             from dstreams.executor.local import LocalBackend
             from dstreams.scheduler.runner import JobRunner
 
-            self._backend = LocalBackend(num_workers, self._conf)
+            backend = LocalBackend(num_workers, self._conf)
+            self._backend = backend
             self._runner = JobRunner(self._backend, self._conf, self._accumulators)
         except BaseException:
+            if backend is not None:
+                backend.stop()  # a bad setting read by the runner must not leak workers
             with Context._lock:
                 Context._active = None
             shutil.rmtree(self._local_dir, ignore_errors=True)
             raise
-        self.defaultParallelism: int = self._conf.get_int("dstreams.default.parallelism") or (
-            num_workers
-        )
+        self.defaultParallelism: int = parallelism or num_workers
         atexit.register(self.stop)  # as PySpark: workers never outlive the driver program
 
     # -- lifecycle -----------------------------------------------------------------------------

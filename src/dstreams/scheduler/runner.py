@@ -55,7 +55,9 @@ class JobRunner:
             quantile=conf.get_float("dstreams.speculation.quantile"),
             min_runtime=conf.get_duration_ms("dstreams.speculation.minTaskRuntime") / 1000.0,
         )
-        max_failures = conf.get_int("dstreams.task.maxFailures") or 4
+        max_failures = conf.get_int("dstreams.task.maxFailures")
+        if max_failures is None:
+            max_failures = 4
         self.dag = DAGScheduler(max_failures, spec)
         self.backend = backend
         self.clock = clock
