@@ -459,7 +459,11 @@ class DStream(Generic[T]):
         from dstreams.streaming.operators.output import rdd_to_file_name
 
         def save(t: datetime, rdd: Any) -> None:
-            rdd.saveAsTextFile(rdd_to_file_name(prefix, suffix, t))
+            try:
+                rdd.saveAsTextFile(rdd_to_file_name(prefix, suffix, t))
+            except FileExistsError:
+                # As PySpark: a batch written before (e.g. re-run after recovery) is kept.
+                pass
 
         self._register_output(save, "saveAsTextFiles")
 
