@@ -199,7 +199,7 @@ class DAGScheduler:
         elif isinstance(event, ExecutorAdded):
             self.executors[event.executor_id] = _Executor(event.address, event.slots, event.slots)
         elif isinstance(event, ExecutorLost):
-            self._on_executor_lost(event.executor_id, actions)
+            self._on_executor_lost(event.executor_id, event.reason, actions)
         elif isinstance(event, Tick):
             for st in self.running:
                 if st.tsm is not None:
@@ -488,7 +488,7 @@ class DAGScheduler:
                     stage.tsm.zombie = True
                 self._submit_stage(stage, actions)
 
-    def _on_executor_lost(self, eid: str, actions: list[Any]) -> None:
+    def _on_executor_lost(self, eid: str, reason: str, actions: list[Any]) -> None:
         if self.executors.pop(eid, None) is None:
             return
         for outs in self.map_outputs.values():
@@ -497,10 +497,27 @@ class DAGScheduler:
                     outs[i] = None
         for key in [k for k, loc in self.cache_locs.items() if loc[0] == eid]:
             del self.cache_locs[key]
+        aborted: tuple[Stage, int | None, TaskSetManager] | None = None
         for tid in [t for t, (_, _, e) in self.tasks.items() if e == eid]:
-            _, tsm, _ = self.tasks.pop(tid)
-            tsm.on_failure(tid, counts=False)
+            stage, tsm, _ = self.tasks.pop(tid)
+            # counts as a failure: a task that crashes its worker must not retry forever
+            part, abort = tsm.on_failure(tid, counts=True)
+            if abort and aborted is None:
+                aborted = (stage, part, tsm)
         if self.job is None:
+            return
+        if aborted is not None:
+            stage, part, tsm = aborted
+            self._fail_into(
+                actions,
+                JobAbortedError(
+                    f"Job aborted due to stage failure: task {part} in stage {stage.id} failed "
+                    f"{tsm.failures.get(part, 0) if part is not None else 0} times, most recent "
+                    f"failure: executor {eid} was lost ({reason}). A task that kills its worker "
+                    "process (os._exit, a crash, running out of memory) is retried up to "
+                    "dstreams.task.maxFailures times."
+                ),
+            )
             return
         for stage in list(self.running):
             if not stage.is_result and stage.tsm is not None:
