@@ -9,13 +9,14 @@ exactly PySpark's conversion).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
-__all__ = ["to_ms", "fmt_ms", "to_datetime", "positional_arity", "time_arg_to_ms"]
+__all__ = ["fmt_ms", "positional_arity", "time_arg_to_ms", "to_datetime", "to_ms"]
 
 
-def to_ms(seconds: float | int, what: str = "duration") -> int:
+def to_ms(seconds: float, what: str = "duration") -> int:
     """Convert a duration in seconds to whole milliseconds, validating it.
 
     Raises:
@@ -25,7 +26,7 @@ def to_ms(seconds: float | int, what: str = "duration") -> int:
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
         raise TypeError(f"{what} must be a number of seconds (int or float), "
                         f"got {seconds!r} of type {type(seconds).__name__}")
-    ms = int(round(seconds * 1000))
+    ms = round(seconds * 1000)
     if ms <= 0:
         raise ValueError(f"{what} must be a positive number of seconds, got {seconds!r}")
     return ms
@@ -41,11 +42,11 @@ def to_datetime(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000.0)
 
 
-def time_arg_to_ms(t: datetime | float | int) -> int:
+def time_arg_to_ms(t: datetime | float) -> int:
     """Convert a user-given time (``datetime`` or seconds since the epoch) to ms."""
     if isinstance(t, datetime):
-        return int(round(t.timestamp() * 1000))
-    return int(round(t * 1000))
+        return round(t.timestamp() * 1000)
+    return round(t * 1000)
 
 
 def positional_arity(func: Callable[..., Any]) -> int:

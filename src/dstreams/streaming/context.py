@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from dstreams.streaming._util import to_ms
 from dstreams.streaming.clock import Clock, ManualClock, SystemClock
@@ -200,7 +201,7 @@ class StreamingContext:
             self._graph.start(first - self._batch_ms)
             self._start_ms = first
             self._scheduler.start()
-            receivers = [getattr(s, "receiver") for s in self._graph.inputs if hasattr(s, "receiver")]
+            receivers = [s.receiver for s in self._graph.inputs if hasattr(s, "receiver")]
             self._receiver_tracker.start(receivers)
             self._generator.start(first)
             self._state = ACTIVE

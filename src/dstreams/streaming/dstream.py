@@ -26,8 +26,9 @@ Times and durations are integer milliseconds inside; users pass seconds.
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
-from typing import TYPE_CHECKING, Any, Callable, Generic, Iterable, Iterator, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from dstreams.streaming._util import fmt_ms, positional_arity, time_arg_to_ms, to_ms
 
@@ -153,7 +154,9 @@ class DStream(Generic[T]):
         if rdd is not None:
             if self._storage_level is not None:
                 rdd.persist(self._storage_level)
-            if self._checkpoint_ms is not None and (time_ms - self._zero_ms) % self._checkpoint_ms == 0:
+            zero = self._zero_ms
+            assert zero is not None
+            if self._checkpoint_ms is not None and (time_ms - zero) % self._checkpoint_ms == 0:
                 rdd.checkpoint()
                 self._ssc._graph._mark_checkpointed(time_ms, rdd)
             self._generated[time_ms] = rdd
@@ -269,10 +272,11 @@ class DStream(Generic[T]):
 
     def reduce(self, func: Callable[[T, T], T]) -> DStream[T]:
         """Reduce each RDD to at most one element with ``func`` (empty RDD -> no element)."""
-        return self.map(lambda x: (None, x)).reduceByKey(func, 1).map(lambda x: x[1])
+        keyed: DStream[Any] = self.map(lambda x: (None, x))
+        return keyed.reduceByKey(func, 1).map(lambda x: x[1])
 
-    def reduceByKey(self: DStream[tuple[K, V]], func: Callable[[V, V], V],
-                    numPartitions: int | None = None) -> DStream[tuple[K, V]]:
+    def reduceByKey(self, func: Callable[[Any, Any], Any],
+                    numPartitions: int | None = None) -> DStream[Any]:
         """Merge the values of each key in each batch with ``func``."""
         if numPartitions is None:
             numPartitions = self._sc.defaultParallelism
@@ -305,7 +309,7 @@ class DStream(Generic[T]):
     def mapValues(self, f: Callable[[V], U]) -> DStream[tuple[Any, U]]:
         """Apply ``f`` to the value of every (key, value) pair, keeping the key."""
 
-        def map_values_fn(kv: tuple[Any, V]) -> tuple[Any, U]:
+        def map_values_fn(kv: Any) -> tuple[Any, U]:
             return kv[0], f(kv[1])
 
         return self.map(map_values_fn, preservesPartitioning=True)
@@ -313,7 +317,7 @@ class DStream(Generic[T]):
     def flatMapValues(self, f: Callable[[V], Iterable[U]]) -> DStream[tuple[Any, U]]:
         """Apply ``f`` to every value and pair each result with the key."""
 
-        def flat_map_fn(kv: tuple[Any, V]) -> Iterator[tuple[Any, U]]:
+        def flat_map_fn(kv: Any) -> Iterator[tuple[Any, U]]:
             return ((kv[0], x) for x in f(kv[1]))
 
         return self.flatMap(flat_map_fn, preservesPartitioning=True)
@@ -326,7 +330,8 @@ class DStream(Generic[T]):
 
     def countByValue(self) -> DStream[tuple[T, int]]:
         """Count each distinct element of each batch: a stream of (element, count)."""
-        return self.map(lambda x: (x, 1)).reduceByKey(lambda x, y: x + y)
+        pairs: DStream[Any] = self.map(lambda x: (x, 1))
+        return pairs.reduceByKey(lambda x, y: x + y)
 
     # ---------------------------------------------- persistence / transformation
 
@@ -510,7 +515,7 @@ class DStream(Generic[T]):
     def groupByKeyAndWindow(self, windowDuration: float, slideDuration: float,
                             numPartitions: int | None = None) -> DStream[Any]:
         """Group the values of each key in each window (needs a checkpoint directory)."""
-        ls = self.mapValues(lambda x: [x])
+        ls: DStream[Any] = self.mapValues(lambda x: [x])
         grouped = ls.reduceByKeyAndWindow(lambda a, b: a.extend(b) or a, lambda a, b: a[len(b):],
                                           windowDuration, slideDuration, numPartitions)
         return grouped.mapValues(_ResultIterable)
@@ -532,7 +537,7 @@ class DStream(Generic[T]):
         window_ms, slide_ms = self._validate_window_param(windowDuration, slideDuration)
         if numPartitions is None:
             numPartitions = self._sc.defaultParallelism
-        reduced = self.reduceByKey(func, numPartitions)
+        reduced: DStream[Any] = self.reduceByKey(func, numPartitions)
         if invFunc:
             from dstreams.streaming.operators.windowed import ReducedWindowedDStream
 

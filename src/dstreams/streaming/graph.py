@@ -11,7 +11,8 @@ threads calling ``DStream.slice`` never race the generator.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dstreams.streaming.dstream import DStream
@@ -24,7 +25,7 @@ __all__ = ["DStreamGraph", "GeneratedJob"]
 class GeneratedJob:
     """One output operation's work for one batch."""
 
-    __slots__ = ("time_ms", "output_id", "name", "func")
+    __slots__ = ("func", "name", "output_id", "time_ms")
 
     def __init__(self, time_ms: int, output_id: int, name: str, func: Callable[[], Any]) -> None:
         self.time_ms, self.output_id, self.name, self.func = time_ms, output_id, name, func

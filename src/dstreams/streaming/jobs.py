@@ -5,7 +5,8 @@
 * :class:`JobGenerator` owns a closed set of events, handled one at a time on its
   event-loop thread: ``GenerateJobs(t)`` (allocate received blocks to the batch,
   ask the graph for jobs, submit the job set) and ``ClearMetadata(t)`` (after a
-  batch completes: forget old RDDs and blocks).  ``handle`` is the whole policy
+  batch completes: forget old RDDs and blocks, then mark the batch done, so
+  whoever waits for a batch sees its cleanup finished too).  ``handle`` is the whole policy
   and can be driven directly in tests.
 * :class:`JobScheduler` runs job sets on one job thread, in batch order
   (Spark's default ``concurrentJobs = 1``).  It posts the listener events, makes
@@ -20,7 +21,7 @@ import logging
 import queue
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from dstreams.streaming.listener import (
     BatchInfo,
@@ -37,8 +38,15 @@ if TYPE_CHECKING:
     from dstreams.streaming.context import StreamingContext
     from dstreams.streaming.graph import GeneratedJob
 
-__all__ = ["ContextWaiter", "RecurringTimer", "JobSet", "GenerateJobs", "ClearMetadata",
-           "JobGenerator", "JobScheduler"]
+__all__ = [
+    "ClearMetadata",
+    "ContextWaiter",
+    "GenerateJobs",
+    "JobGenerator",
+    "JobScheduler",
+    "JobSet",
+    "RecurringTimer",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -123,7 +131,7 @@ class ClearMetadata:
     time_ms: int
 
 
-_Event = Union[GenerateJobs, ClearMetadata, None]
+_Event = GenerateJobs | ClearMetadata | None
 
 
 @dataclass
@@ -183,8 +191,10 @@ class JobGenerator:
         if isinstance(event, GenerateJobs):
             self._generate(event.time_ms)
         elif isinstance(event, ClearMetadata):
-            t = event.time_ms
-            self.ssc._graph.clear_metadata(t)
+            try:
+                self.ssc._graph.clear_metadata(event.time_ms)
+            finally:
+                self.ssc._scheduler.mark_done(event.time_ms)
         else:  # pragma: no cover - closed event set
             raise TypeError(f"unknown JobGenerator event {event!r}")
 
@@ -258,8 +268,8 @@ class JobScheduler:
             finally:
                 with self._cond:
                     self._running = False
+            # The generator cleans up, then marks the batch done (see JobGenerator.handle).
             self.ssc._generator.on_batch_completion(job_set.time_ms)
-            self.mark_done(job_set.time_ms)
 
     def _run(self, job_set: JobSet) -> None:
         if not job_set.jobs:

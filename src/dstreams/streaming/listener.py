@@ -19,22 +19,22 @@ import threading
 from typing import Any
 
 __all__ = [
-    "Time",
-    "StreamInputInfo",
-    "OutputOperationInfo",
     "BatchInfo",
-    "ReceiverInfo",
-    "StreamingListener",
-    "StreamingListenerStreamingStarted",
-    "StreamingListenerReceiverStarted",
-    "StreamingListenerReceiverError",
-    "StreamingListenerReceiverStopped",
-    "StreamingListenerBatchSubmitted",
-    "StreamingListenerBatchStarted",
-    "StreamingListenerBatchCompleted",
-    "StreamingListenerOutputOperationStarted",
-    "StreamingListenerOutputOperationCompleted",
     "ListenerBus",
+    "OutputOperationInfo",
+    "ReceiverInfo",
+    "StreamInputInfo",
+    "StreamingListener",
+    "StreamingListenerBatchCompleted",
+    "StreamingListenerBatchStarted",
+    "StreamingListenerBatchSubmitted",
+    "StreamingListenerOutputOperationCompleted",
+    "StreamingListenerOutputOperationStarted",
+    "StreamingListenerReceiverError",
+    "StreamingListenerReceiverStarted",
+    "StreamingListenerReceiverStopped",
+    "StreamingListenerStreamingStarted",
+    "Time",
 ]
 
 _log = logging.getLogger(__name__)
@@ -403,5 +403,5 @@ class ListenerBus:
                     continue
                 try:
                     callback(event)
-                except Exception:  # a broken listener must not break the engine
+                except Exception:  # noqa: BLE001 - a broken listener must not break the engine
                     _log.exception("StreamingListener %r raised in %s", listener, name)

@@ -24,7 +24,8 @@ import logging
 import threading
 import traceback
 from collections import deque
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from dstreams.streaming.clock import Clock
 from dstreams.streaming.listener import (
@@ -35,7 +36,7 @@ from dstreams.streaming.listener import (
     StreamingListenerReceiverStopped,
 )
 
-__all__ = ["Receiver", "BlockGenerator", "ReceivedBlockTracker", "ReceiverTracker"]
+__all__ = ["BlockGenerator", "ReceivedBlockTracker", "Receiver", "ReceiverTracker"]
 
 _log = logging.getLogger(__name__)
 

@@ -85,7 +85,7 @@ class SocketReceiver(Receiver):
             text = complete.decode("utf-8", "replace")
             lines = text.split("\n")
             if "\r" in text:
-                lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+                lines = [ln.removesuffix("\r") for ln in lines]
             self.storeMany(lines)
         if pending and not self.isStopped():
             self.store(pending.decode("utf-8", "replace").rstrip("\r"))

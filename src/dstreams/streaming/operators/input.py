@@ -16,12 +16,19 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from dstreams.streaming.dstream import DStream
 
-__all__ = ["InputDStream", "QueueInputDStream", "ReceiverInputDStream", "FileInputDStream",
-           "read_text_lines", "read_fixed_records"]
+__all__ = [
+    "FileInputDStream",
+    "InputDStream",
+    "QueueInputDStream",
+    "ReceiverInputDStream",
+    "read_fixed_records",
+    "read_text_lines",
+]
 
 
 class InputDStream(DStream[Any]):
@@ -181,7 +188,7 @@ def read_text_lines(url: str) -> Iterator[str]:
     if lines and lines[-1] == "":
         lines.pop()
     for line in lines:
-        yield line[:-1] if line.endswith("\r") else line
+        yield line.removesuffix("\r")
 
 
 def read_fixed_records(url: str, length: int) -> Iterator[bytes]:

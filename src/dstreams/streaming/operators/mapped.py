@@ -12,13 +12,18 @@ Each computes its RDD from the parents' RDDs at the same time; none touches reco
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from dstreams.streaming._util import fmt_ms, to_datetime
 from dstreams.streaming.dstream import DStream
 
-__all__ = ["TransformedDStream", "TransformedDStreamWithTwo", "MultiTransformedDStream",
-           "UnionDStream"]
+__all__ = [
+    "MultiTransformedDStream",
+    "TransformedDStream",
+    "TransformedDStreamWithTwo",
+    "UnionDStream",
+]
 
 
 def _check_rdd(result: Any, func: Callable[..., Any]) -> Any:

@@ -11,13 +11,14 @@ names ``saveAsTextFiles`` outputs exactly as PySpark does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from dstreams.streaming._util import to_datetime
 from dstreams.streaming.dstream import DStream
 
-__all__ = ["ForEachDStream", "take_and_print", "rdd_to_file_name"]
+__all__ = ["ForEachDStream", "rdd_to_file_name", "take_and_print"]
 
 _DASHES = "-------------------------------------------"
 
@@ -63,7 +64,7 @@ def take_and_print(time: datetime, rdd: Any, num: int) -> None:
 def rdd_to_file_name(prefix: str, suffix: str | None, timestamp: datetime | int) -> str:
     """Return ``prefix-<time in ms>`` or ``prefix-<time in ms>.suffix``."""
     if isinstance(timestamp, datetime):
-        timestamp = int(round(timestamp.timestamp() * 1000))
+        timestamp = round(timestamp.timestamp() * 1000)
     if suffix is None:
         return f"{prefix}-{timestamp}"
     return f"{prefix}-{timestamp}.{suffix}"

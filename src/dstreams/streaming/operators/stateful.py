@@ -12,7 +12,8 @@ checkpoint interval (at least 10 s by default), which keeps lineage bounded.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from dstreams.streaming.dstream import DStream
 
@@ -48,7 +49,7 @@ class StateDStream(DStream[Any]):
             g = b.groupByKey(n).mapValues(lambda vs: (list(vs), None))
         else:
             g = a.cogroup(b.partitionBy(n), n)
-            g = g.mapValues(lambda ab: (list(ab[1]), list(ab[0])[0] if len(ab[0]) else None))
+            g = g.mapValues(lambda ab: (list(ab[1]), next(iter(ab[0])) if len(ab[0]) else None))
         state = g.mapValues(lambda vs_s: update(vs_s[0], vs_s[1]))
         return state.filter(lambda k_v: k_v[1] is not None)
 

@@ -15,11 +15,12 @@ they are persisted and must be checkpointed.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from dstreams.streaming.dstream import DStream
 
-__all__ = ["WindowedDStream", "ReducedWindowedDStream"]
+__all__ = ["ReducedWindowedDStream", "WindowedDStream"]
 
 
 def _memory_only() -> Any:
