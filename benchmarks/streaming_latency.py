@@ -83,7 +83,7 @@ class Delays(StreamingListener):
         super().__init__()
         self.rows: list[tuple[int, int, int]] = []
 
-    def onBatchCompleted(self, batchCompleted: Any) -> None:  # noqa: N802
+    def onBatchCompleted(self, batchCompleted: Any) -> None:
         info = batchCompleted.batchInfo()
         self.rows.append((info.schedulingDelay(), info.processingDelay(), info.numRecords()))
 

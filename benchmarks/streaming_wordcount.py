@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     mean = statistics.mean(steady)
     print(f"streaming word count: {args.words:,} words/batch x {args.batches} batches "
           f"on {args.master}")
-    print(f"  per-batch processing time (ms): " + ", ".join(f"{t:.0f}" for t in steady))
+    print("  per-batch processing time (ms): " + ", ".join(f"{t:.0f}" for t in steady))
     print(f"  mean {mean:.1f} ms, median {statistics.median(steady):.1f} ms, "
           f"max {max(steady):.1f} ms (warm-up batch {times[0]:.0f} ms)")
     print(f"  throughput {args.words / (mean / 1000) / 1e6:.2f} M words/s")

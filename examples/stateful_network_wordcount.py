@@ -25,7 +25,7 @@ if __name__ == "__main__":
     ssc.checkpoint("checkpoint")
 
     # RDD with initial state (key, value) pairs
-    initialStateRDD = sc.parallelize([(u'hello', 1), (u'world', 1)])
+    initialStateRDD = sc.parallelize([('hello', 1), ('world', 1)])
 
     def updateFunc(new_values, last_sum):
         return sum(new_values) + (last_sum or 0)

@@ -24,10 +24,9 @@ from typing import Any
 from dstreams import Context
 from dstreams.streaming import StreamingContext, StreamingListener
 
-__all__ = ["main", "TextGenerator", "BatchReporter"]
+__all__ = ["BatchReporter", "TextGenerator", "main"]
 
-_WORDS = ("the quick brown fox jumps over lazy dog stream batch window spark python "
-          "record river data flow time state key value").split()
+_WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "stream", "batch", "window", "spark", "python", "record", "river", "data", "flow", "time", "state", "key", "value"]
 
 
 class TextGenerator:
@@ -76,7 +75,7 @@ class BatchReporter(StreamingListener):
         super().__init__()
         self.rows: list[tuple[int, int, int]] = []
 
-    def onBatchCompleted(self, batchCompleted: Any) -> None:  # noqa: N802
+    def onBatchCompleted(self, batchCompleted: Any) -> None:
         info = batchCompleted.batchInfo()
         row = (info.numRecords(), info.processingDelay(), info.schedulingDelay())
         self.rows.append(row)

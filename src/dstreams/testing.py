@@ -30,7 +30,7 @@ from dstreams.streaming.clock import ManualClock
 from dstreams.streaming.context import StreamingContext
 from dstreams.streaming.dstream import DStream
 
-__all__ = ["ManualClock", "manual_context", "TestSource", "CollectingSink", "run_batches"]
+__all__ = ["CollectingSink", "ManualClock", "TestSource", "manual_context", "run_batches"]
 
 
 def manual_context(sc: Any, batchDuration: float, startTime: int = 0) -> StreamingContext:

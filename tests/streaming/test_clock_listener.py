@@ -65,11 +65,11 @@ def test_listener_bus_skips_failing_listener() -> None:
     seen: list[int] = []
 
     class Broken(StreamingListener):
-        def onBatchCompleted(self, batchCompleted):  # noqa: N802
+        def onBatchCompleted(self, batchCompleted):
             raise RuntimeError("boom")
 
     class Good(StreamingListener):
-        def onBatchCompleted(self, batchCompleted):  # noqa: N802
+        def onBatchCompleted(self, batchCompleted):
             seen.append(batchCompleted.batchInfo().batchTime().milliseconds())
 
     bus = ListenerBus()
@@ -115,7 +115,7 @@ def test_durations_and_arity() -> None:
     assert positional_arity(lambda *a: a) == -1
 
     class C:
-        def m(self, t, rdd):  # noqa: ANN001, ANN201
+        def m(self, t, rdd):
             return rdd
 
     assert positional_arity(C().m) == 2

@@ -6,7 +6,12 @@ import threading
 
 from dstreams.streaming.clock import ManualClock
 from dstreams.streaming.listener import ListenerBus, StreamingListener
-from dstreams.streaming.receiver import BlockGenerator, ReceivedBlockTracker, Receiver, ReceiverTracker
+from dstreams.streaming.receiver import (
+    BlockGenerator,
+    ReceivedBlockTracker,
+    Receiver,
+    ReceiverTracker,
+)
 
 
 def test_block_generator_cuts_blocks_and_tracker_allocates() -> None:
@@ -51,10 +56,10 @@ def test_failing_receiver_is_restarted_and_reported() -> None:
     restarted = threading.Event()
 
     class L(StreamingListener):
-        def onReceiverError(self, receiverError):  # noqa: N802, ANN001
+        def onReceiverError(self, receiverError):
             errors.append(receiverError.receiverInfo().lastErrorMessage())
 
-        def onReceiverStarted(self, receiverStarted):  # noqa: N802, ANN001
+        def onReceiverStarted(self, receiverStarted):
             starts.append(receiverStarted.receiverInfo().streamId())
             restarted.set()
 

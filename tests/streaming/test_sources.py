@@ -38,7 +38,7 @@ def test_socket_text_stream_reconnects(ssc: Any) -> None:
     errors: list[str] = []
 
     class L(StreamingListener):
-        def onReceiverError(self, receiverError: Any) -> None:  # noqa: N802
+        def onReceiverError(self, receiverError: Any) -> None:
             errors.append(receiverError.receiverInfo().lastErrorMessage())
 
     ssc.addStreamingListener(L())

@@ -98,22 +98,22 @@ class Recorder(StreamingListener):
         super().__init__()
         self.events: list[tuple[str, Any]] = []
 
-    def onStreamingStarted(self, streamingStarted: Any) -> None:  # noqa: N802
+    def onStreamingStarted(self, streamingStarted: Any) -> None:
         self.events.append(("started", streamingStarted.time()))
 
-    def onBatchSubmitted(self, batchSubmitted: Any) -> None:  # noqa: N802
+    def onBatchSubmitted(self, batchSubmitted: Any) -> None:
         self.events.append(("submitted", batchSubmitted.batchInfo()))
 
-    def onBatchStarted(self, batchStarted: Any) -> None:  # noqa: N802
+    def onBatchStarted(self, batchStarted: Any) -> None:
         self.events.append(("batchStarted", batchStarted.batchInfo()))
 
-    def onBatchCompleted(self, batchCompleted: Any) -> None:  # noqa: N802
+    def onBatchCompleted(self, batchCompleted: Any) -> None:
         self.events.append(("completed", batchCompleted.batchInfo()))
 
-    def onOutputOperationStarted(self, outputOperationStarted: Any) -> None:  # noqa: N802
+    def onOutputOperationStarted(self, outputOperationStarted: Any) -> None:
         self.events.append(("opStarted", outputOperationStarted.outputOperationInfo()))
 
-    def onOutputOperationCompleted(self, outputOperationCompleted: Any) -> None:  # noqa: N802
+    def onOutputOperationCompleted(self, outputOperationCompleted: Any) -> None:
         self.events.append(("opCompleted", outputOperationCompleted.outputOperationInfo()))
 
 
