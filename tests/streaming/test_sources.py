@@ -37,11 +37,17 @@ def test_socket_text_stream_reconnects(ssc: Any) -> None:
     server = LineServer([b"hello world\nfoo\r\n", "caf\u00e9\n".encode()])
     errors: list[str] = []
 
+    records: list[int] = []
+
     class L(StreamingListener):
+        def onBatchCompleted(self, batchCompleted: Any) -> None:
+            records.append(batchCompleted.batchInfo().numRecords())
+
         def onReceiverError(self, receiverError: Any) -> None:
             errors.append(receiverError.receiverInfo().lastErrorMessage())
 
-    ssc.addStreamingListener(L())
+    listener = L()
+    ssc.addStreamingListener(listener)
     ssc._receiver_tracker.restart_delay = 20
     lines = ssc.socketTextStream("127.0.0.1", server.port)
     sink = CollectingSink(lines, sort=False)
@@ -57,6 +63,7 @@ def test_socket_text_stream_reconnects(ssc: Any) -> None:
     run_batches(ssc, 1)
     assert sink.results[1] == ["caf\u00e9"]
     assert any("no more data" in e for e in errors)
+    assert records == [2, 1]
     server.release[1].set()
 
 
