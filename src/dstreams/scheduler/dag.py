@@ -433,7 +433,8 @@ class DAGScheduler:
             job = self.job
             assert job is not None
             results = [job.results[p] for p in job.partitions]
-            actions.extend(self._finish_job())
+            # the losing copy of the last task may already have its KillTask in ``actions``
+            actions.extend(k for k in self._finish_job() if k not in actions)
             actions.append(JobSucceeded(results))
             return
         for w in list(self.waiting):
