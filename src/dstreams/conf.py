@@ -112,6 +112,8 @@ KEYS: dict[str, ConfigKey] = dict(
     ]
 )
 
+_BY_LOWER = {name.lower(): name for name in KEYS}
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h)?\s*$")
 _UNITS_MS = {"ms": 1.0, "s": 1000.0, "m": 60000.0, "min": 60000.0, "h": 3600000.0}
 
@@ -165,8 +167,9 @@ class Conf:
         if loadDefaults:
             for name, value in os.environ.items():
                 if name.startswith("DSTREAMS_CONF_"):
-                    key = name[len("DSTREAMS_CONF_") :].lower().replace("__", ".")
-                    self._settings["dstreams." + key] = value
+                    key = "dstreams." + name[len("DSTREAMS_CONF_") :].lower().replace("__", ".")
+                    # environment names are upper case: recover camelCase registered keys
+                    self._settings[_BY_LOWER.get(key, key)] = value
 
     def set(self, key: str, value: object) -> Conf:
         """Set a key (``spark.`` aliases accepted); returns self for chaining."""
