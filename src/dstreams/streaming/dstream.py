@@ -518,7 +518,9 @@ class DStream(Generic[T]):
         ls: DStream[Any] = self.mapValues(lambda x: [x])
         grouped = ls.reduceByKeyAndWindow(lambda a, b: a.extend(b) or a, lambda a, b: a[len(b):],
                                           windowDuration, slideDuration, numPartitions)
-        return grouped.mapValues(_ResultIterable)
+        from dstreams.core.pairs import ResultIterable
+
+        return grouped.mapValues(ResultIterable)
 
     def reduceByKeyAndWindow(self, func: Callable[[V, V], V], invFunc: Callable[[V, V], V] | None,
                              windowDuration: float, slideDuration: float | None = None,
@@ -566,20 +568,3 @@ class DStream(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} slide={fmt_ms(self._slide_ms)}>"
-
-
-class _ResultIterable:
-    """A re-iterable view over grouped values (PySpark's ``ResultIterable``)."""
-
-    def __init__(self, data: list[Any]) -> None:
-        self.data = data
-        self.maxindex = len(data)
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.data)
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __repr__(self) -> str:
-        return f"ResultIterable({self.data!r})"
