@@ -52,17 +52,18 @@ def batch_demo(words: int = 2_000_000, master: str = "local[2]") -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dstreams")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    demo = sub.add_parser("demo", help="the streaming demo (network word count, 10s window)")
-    demo.add_argument("rest", nargs=argparse.REMAINDER)
+    sub.add_parser("demo", help="the streaming demo (network word count, 10s window)", add_help=False)
     b = sub.add_parser("demo-batch", help="batch word count over a generated corpus")
     b.add_argument("--words", type=int, default=2_000_000)
     b.add_argument("--master", default="local[2]")
     sub.add_parser("conf", help="print every configuration key with its default")
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
     if args.cmd == "demo":
         from dstreams.demo_streaming import main as streaming_demo
 
-        return streaming_demo(args.rest)
+        return streaming_demo(rest)  # the demo parses its own options (--duration ...)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.cmd == "demo-batch":
         return batch_demo(args.words, args.master)
     from dstreams.conf import _markdown

@@ -194,7 +194,10 @@ class PairsMixin:
                 raise TypeError(f"combineByKey: {name} must be a function, got {fn!r}")
         if numPartitions is None:
             numPartitions = self._defaultReducePartitions()
-        local = self.mapPartitions(_combine_locally(createCombiner, mergeValue, "combineByKey"))
+        # the local combine keeps the partitioner, so already-partitioned input skips the shuffle
+        local = self.mapPartitions(
+            _combine_locally(createCombiner, mergeValue, "combineByKey"), True
+        )
         shuffled = local.partitionBy(numPartitions, partitionFunc)
         return shuffled.mapPartitions(_reduce_locally(mergeCombiners, "combineByKey"), True)
 
@@ -215,7 +218,7 @@ class PairsMixin:
             raise TypeError(f"reduceByKey expects a function, got {func!r}")
         if numPartitions is None:
             numPartitions = self._defaultReducePartitions()
-        local = self.mapPartitions(_reduce_locally(func, "reduceByKey"))
+        local = self.mapPartitions(_reduce_locally(func, "reduceByKey"), True)
         shuffled = local.partitionBy(numPartitions, partitionFunc)
         return shuffled.mapPartitions(_reduce_locally(func, "reduceByKey"), True)
 
@@ -238,7 +241,7 @@ class PairsMixin:
         """Group the values of each key into one list-like :class:`ResultIterable`."""
         if numPartitions is None:
             numPartitions = self._defaultReducePartitions()
-        local = self.mapPartitions(_group_locally("groupByKey"))
+        local = self.mapPartitions(_group_locally("groupByKey"), True)
         return local.partitionBy(numPartitions, partitionFunc).mapPartitions(_merge_groups, True)
 
     def aggregateByKey(
