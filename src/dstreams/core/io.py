@@ -56,14 +56,31 @@ def slice_like_pyspark(data: list[Any], num_slices: int) -> list[list[Any]]:
 
 
 class ParallelCollectionRDD(RDD[Any]):
-    """Partitions held by the driver and shipped with the stage (parallelize, queue streams)."""
+    """Partitions held by the driver (parallelize, queue streams, received blocks).
+
+    The data does not travel with the stage's closure: the scheduler attaches each partition's
+    records to the task that computes it, so a worker receives only its own partitions.
+    """
+
+    ships_partition_data = True
 
     def __init__(self, ctx: Context, slices: list[Any]) -> None:
         super().__init__(ctx, [], len(slices))
-        self._slices = slices
+        self._slices: list[Any] | None = slices
+
+    def partition_data(self, split: int) -> Any:
+        assert self._slices is not None, "partition data is only available on the driver"
+        return self._slices[split]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_slices"] = None
+        return state
 
     def compute(self, split: int, tctx: TaskContext) -> Iterator[Any]:
-        return iter(self._slices[split])
+        if self._slices is not None:  # computed where the data lives
+            return iter(self._slices[split])
+        return iter(tctx.spec.partition_data[(self._id, split)])
 
 
 def expand_input_paths(path: str) -> tuple[Any, list[str]]:

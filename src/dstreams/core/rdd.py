@@ -83,9 +83,16 @@ class RDD(ActionsMixin, PairsMixin, Generic[T]):
         self._checkpoint_rdd: RDD[T] | None = None
         self._name: str | None = None
 
+    #: True for sources whose partitions live on the driver and travel with each task
+    ships_partition_data = False
+
     # -- the contract subclasses implement ------------------------------------------------
     def compute(self, split: int, tctx: TaskContext) -> Iterator[T]:
         """Yield the records of partition ``split`` (runs in a worker)."""
+        raise NotImplementedError
+
+    def partition_data(self, split: int) -> Any:
+        """Driver-held records of ``split`` (only when ``ships_partition_data``)."""
         raise NotImplementedError
 
     def dependencies(self) -> list[Dependency]:

@@ -304,11 +304,19 @@ class DAGScheduler:
         self.running.append(stage)
 
     def _preferred(self, stage: Stage, partition: int) -> set[str]:
-        return {loc[0] for loc in self._cached_inputs(stage.rdd, partition).values()}
+        return {loc[0] for loc in self._task_inputs(stage.rdd, partition)[0].values()}
 
-    def _cached_inputs(self, rdd: RDD[Any], partition: int) -> dict[tuple[int, int], Location]:
-        """Known locations of cached partitions this task will read (narrow lineage only)."""
-        found: dict[tuple[int, int], Location] = {}
+    def _task_inputs(
+        self, rdd: RDD[Any], partition: int
+    ) -> tuple[dict[tuple[int, int], Location], dict[tuple[int, int], Any]]:
+        """What a task reads besides shuffles, walking its narrow lineage.
+
+        Returns the known locations of the cached partitions it may read, and the driver-held
+        partition data (parallelized collections, received blocks) it needs: that data travels
+        with the task, so each worker receives only the partitions it computes.
+        """
+        cached: dict[tuple[int, int], Location] = {}
+        data: dict[tuple[int, int], Any] = {}
         stack = [(rdd, partition)]
         seen: set[tuple[int, int]] = set()
         while stack:
@@ -318,12 +326,14 @@ class DAGScheduler:
                 continue
             seen.add(key)
             if r._storage_level is not None and key in self.cache_locs:
-                found[key] = self.cache_locs[key]
+                cached[key] = self.cache_locs[key]
                 continue
+            if r.ships_partition_data and r._checkpoint_rdd is None:
+                data[key] = r.partition_data(p)
             for dep in r.dependencies():
                 if not isinstance(dep, ShuffleDependency):
                     stack.extend((dep.rdd, q) for q in dep.get_parents(p))  # type: ignore[attr-defined]
-        return found
+        return cached, data
 
     # -- launching -----------------------------------------------------------------------------
     def _launch(self, actions: list[Any], now: float) -> None:
@@ -355,6 +365,7 @@ class DAGScheduler:
             outs = self.map_outputs[sid]
             locs[sid] = [loc for loc in outs if loc is not None]
             assert len(locs[sid]) == len(outs), "a stage launched before its parents finished"
+        cached, data = self._task_inputs(stage.rdd, offer.partition)
         return TaskSpec(
             task_id=tid,
             stage_id=stage.id,
@@ -364,7 +375,8 @@ class DAGScheduler:
             shuffle_id=None if stage.shuffle_dep is None else stage.shuffle_dep.shuffle_id,
             speculative=offer.speculative,
             map_locations=locs,
-            block_locations=self._cached_inputs(stage.rdd, offer.partition),
+            block_locations=cached,
+            partition_data=data,
         )
 
     # -- outcomes ------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ class TaskSpec:
     map_locations: dict[int, list[Location]] = field(default_factory=dict)
     #: (rdd_id, split) -> where a cached partition this task may read lives
     block_locations: dict[tuple[int, int], Location] = field(default_factory=dict)
+    #: (rdd_id, split) -> records held by the driver (parallelize, received blocks)
+    partition_data: dict[tuple[int, int], Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
