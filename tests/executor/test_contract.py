@@ -18,8 +18,7 @@ import pytest
 
 from dstreams.conf import Conf
 from dstreams.core.dependency import Partitioner
-from dstreams.core.io import ParallelCollectionRDD
-from dstreams.core.rdd import ShuffledRDD
+from dstreams.core.rdd import RDD, ShuffledRDD
 from dstreams.executor.base import ExecutorBackend
 from dstreams.executor.local import LocalBackend
 from dstreams.scheduler.dag import ExecutorAdded, ExecutorLost, TaskFailed, TaskFinished
@@ -49,6 +48,17 @@ class _Ctx:
 
     def _unpersist_rdd_id(self, rdd_id: int) -> None:
         pass
+
+
+class ListRDD(RDD[Any]):
+    """A source RDD whose partitions travel inside the stage payload (self-contained tasks)."""
+
+    def __init__(self, ctx: _Ctx, slices: list[list[Any]]) -> None:
+        super().__init__(ctx, [], len(slices))  # type: ignore[arg-type]
+        self.slices = slices
+
+    def compute(self, split: int, tctx: Any) -> Iterator[Any]:
+        return iter(self.slices[split])
 
 
 class Driver:
@@ -133,7 +143,7 @@ def test_two_executors_announce_themselves(driver):
 
 
 def test_launch_gives_task_finished_with_the_result(driver):
-    rdd = ParallelCollectionRDD(_Ctx(), [[1, 2, 3], [4]])
+    rdd = ListRDD(_Ctx(), [[1, 2, 3], [4]])
     for eid in driver.addresses:
         ev = driver.run(eid, 1, rdd, _double, partition=0)
         assert isinstance(ev, TaskFinished)
@@ -144,7 +154,7 @@ def test_launch_gives_task_finished_with_the_result(driver):
 
 
 def test_failure_gives_task_failed_with_traceback(driver):
-    rdd = ParallelCollectionRDD(_Ctx(), [[2, 3]])
+    rdd = ListRDD(_Ctx(), [[2, 3]])
     eid = next(iter(driver.addresses))
     ev = driver.run(eid, 2, rdd, _fail_on_odd)
     assert isinstance(ev, TaskFailed)
@@ -154,7 +164,7 @@ def test_failure_gives_task_failed_with_traceback(driver):
     assert "_fail_on_odd" in err.traceback
     assert isinstance(pickle.loads(err.exc_pickle), ZeroDivisionError)
     # the executor keeps working after a task failure
-    assert isinstance(driver.run(eid, 3, ParallelCollectionRDD(_Ctx(), [[1]])), TaskFinished)
+    assert isinstance(driver.run(eid, 3, ListRDD(_Ctx(), [[1]])), TaskFinished)
 
 
 def test_kill_executor_reports_lost_then_a_replacement_with_a_new_id(driver):
@@ -166,14 +176,14 @@ def test_kill_executor_reports_lost_then_a_replacement_with_a_new_id(driver):
     added = driver.wait_for(lambda ev: isinstance(ev, ExecutorAdded))
     assert added.executor_id not in before
     assert sorted(driver.backend.executor_ids()) == sorted(before - {victim} | {added.executor_id})
-    ev = driver.run(added.executor_id, 4, ParallelCollectionRDD(_Ctx(), [[5]]), _double)
+    ev = driver.run(added.executor_id, 4, ListRDD(_Ctx(), [[5]]), _double)
     assert pickle.loads(ev.result.value) == [10]
 
 
 def test_shuffle_blocks_written_by_one_executor_are_fetched_by_another(driver):
     ctx = _Ctx()
     a, b = sorted(driver.addresses)
-    src = ParallelCollectionRDD(ctx, [[(k, k * 10) for k in range(6)], [(1, 1), (7, 70)]])
+    src = ListRDD(ctx, [[(k, k * 10) for k in range(6)], [(1, 1), (7, 70)]])
     part = Partitioner(2)
     shuffled = ShuffledRDD(src, part)
     sid = shuffled.shuffle_id
@@ -202,7 +212,7 @@ def test_cached_blocks_written_by_one_executor_are_read_by_another(driver, tmp_p
         open(os.path.join(marks, f"computed-{os.getpid()}"), "a").close()
         return [x + 1 for x in it]
 
-    rdd = ParallelCollectionRDD(ctx, [[1, 2]]).mapPartitionsWithIndex(compute).cache()
+    rdd = ListRDD(ctx, [[1, 2]]).mapPartitionsWithIndex(compute).cache()
     ev = driver.run(a, 20, rdd, list)
     assert pickle.loads(ev.result.value) == [2, 3]
     assert ev.result.cached == [(rdd.id(), 0)]
@@ -214,7 +224,7 @@ def test_cached_blocks_written_by_one_executor_are_read_by_another(driver, tmp_p
 
 
 def test_stage_payload_is_sent_once_per_executor_per_stage(driver):
-    rdd = ParallelCollectionRDD(_Ctx(), [[1], [2]])
+    rdd = ListRDD(_Ctx(), [[1], [2]])
     a, b = sorted(driver.addresses)
     assert pickle.loads(driver.run(a, 30, rdd, _double, partition=0).result.value) == [2]
     # later tasks of the stage on a must not ship (or re-read) a payload: a garbage payload
@@ -234,7 +244,7 @@ def test_stage_payload_is_sent_once_per_executor_per_stage(driver):
 
 
 def test_every_launched_task_gets_exactly_one_outcome(driver):
-    rdd = ParallelCollectionRDD(_Ctx(), [[i] for i in range(20)])
+    rdd = ListRDD(_Ctx(), [[i] for i in range(20)])
     eids = sorted(driver.addresses)
     tids = []
     payload = dumps_code((rdd, _fail_on_odd, None), "test stage")
