@@ -45,9 +45,9 @@ def test_same_hash_across_interpreters_with_different_seeds():
     assert a == [portable_hash(eval(s)) for s in SAMPLES]  # and in this process
     # the seed really changes Python's own hash of str, so the test would catch a leak
     seeded = "import sys; print(hash('word'))"
-    h1 = subprocess.run([sys.executable, "-c", seeded], capture_output=True, text=True,
+    h1 = subprocess.run([sys.executable, "-c", seeded], capture_output=True, text=True, check=True,
                         env=dict(os.environ, PYTHONHASHSEED="1")).stdout
-    h2 = subprocess.run([sys.executable, "-c", seeded], capture_output=True, text=True,
+    h2 = subprocess.run([sys.executable, "-c", seeded], capture_output=True, text=True, check=True,
                         env=dict(os.environ, PYTHONHASHSEED="4242")).stdout
     assert h1 != h2
 

@@ -81,8 +81,8 @@ def test_fold_applies_zero_per_partition_and_once_more(sc):
 
 
 def test_aggregate(sc):
-    seq = lambda acc, x: (acc[0] + x, acc[1] + 1)  # noqa: E731
-    comb = lambda a, b: (a[0] + b[0], a[1] + b[1])  # noqa: E731
+    seq = lambda acc, x: (acc[0] + x, acc[1] + 1)
+    comb = lambda a, b: (a[0] + b[0], a[1] + b[1])
     assert sc.parallelize([1, 2, 3, 4], 2).aggregate((1, 0), seq, comb) == (13, 4)
     assert sc.parallelize([], 2).aggregate((0, 0), seq, comb) == (0, 0)
 

@@ -26,7 +26,7 @@ def expected_lines(data: bytes) -> list[str]:
     lines = text.split("\n")
     if lines[-1] == "":
         lines.pop()
-    return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+    return [ln.removesuffix("\r") for ln in lines]
 
 
 @pytest.mark.parametrize("name", sorted(CONTENTS))

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from operator import add
 
-import pytest
-
 from dstreams import portable_hash
 from dstreams.core.pairs import ResultIterable
 

@@ -169,7 +169,7 @@ def test_failure_gives_task_failed_with_traceback(driver):
 
 def test_kill_executor_reports_lost_then_a_replacement_with_a_new_id(driver):
     before = set(driver.addresses)
-    victim = sorted(before)[0]
+    victim = min(before)
     driver.backend.kill_executor(victim)
     lost = driver.wait_for(lambda ev: isinstance(ev, ExecutorLost))
     assert lost.executor_id == victim

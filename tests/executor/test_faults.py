@@ -129,7 +129,7 @@ def _expected_sums():
 def test_kill_worker_during_map_stage(fresh_context, marks, lost_log):
     ctx = fresh_context("local[2]")
     pids = _two_workers(ctx)
-    victim = pids[sorted(pids)[0]]
+    victim = pids[min(pids)]
 
     def map_side(split, it):
         mine = [n for n in os.listdir(marks) if n.startswith("map-") and f"-{victim}-" in n]
@@ -155,7 +155,7 @@ def test_kill_worker_during_map_stage(fresh_context, marks, lost_log):
 def test_kill_worker_holding_map_outputs_during_reduce_stage(fresh_context, marks, lost_log):
     ctx = fresh_context("local[2]")
     pids = _two_workers(ctx)
-    killer, victim = pids[sorted(pids)[0]], pids[sorted(pids)[1]]
+    killer, victim = (pids[e] for e in sorted(pids))
 
     def map_side(split, it):
         _mark(marks, "map", split)
@@ -194,7 +194,7 @@ def test_kill_worker_holding_map_outputs_during_reduce_stage(fresh_context, mark
 def test_kill_worker_while_cached_rdd_is_reused(fresh_context, marks, lost_log):
     ctx = fresh_context("local[2]")
     pids = _two_workers(ctx)
-    victim = pids[sorted(pids)[0]]
+    victim = pids[min(pids)]
 
     def source(split, it):
         _mark(marks, "cache", split)

@@ -5,12 +5,11 @@ from __future__ import annotations
 from operator import add
 
 import pytest
+from harness import FakeContext, Harness, failed, kills, launches, merges, parts, succeeded
 
 from dstreams.errors import JobAbortedError, TaskFailedError
 from dstreams.scheduler.dag import Cleanup, DAGScheduler, RemoveBlocks
 from dstreams.scheduler.taskset import SpeculationConfig
-
-from harness import FakeContext, Harness, failed, kills, launches, merges, parts, succeeded
 
 
 @pytest.fixture
