@@ -202,7 +202,13 @@ class WholeTextFilesRDD(RDD[tuple[str, str]]):
         for f in self._groups[split]:
             with self._fs.open(f, "rb", compression="infer") as fh:
                 data = fh.read()
-            yield (self._fs.unstrip_protocol(f), data.decode("utf-8") if self._use_unicode else data)
+            text = data.decode("utf-8") if self._use_unicode else data
+            yield (_hadoop_path(self._fs.unstrip_protocol(f)), text)
+
+
+def _hadoop_path(url: str) -> str:
+    """Spell local paths as Hadoop does (``file:/abs/path``), as PySpark's keys are."""
+    return "file:/" + url[len("file:///") :] if url.startswith("file:///") else url
 
 
 class PickleFileRDD(RDD[Any]):

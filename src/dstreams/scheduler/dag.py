@@ -511,10 +511,13 @@ class DAGScheduler:
         for key in [k for k, loc in self.cache_locs.items() if loc[0] == eid]:
             del self.cache_locs[key]
         aborted: tuple[Stage, int | None, TaskSetManager] | None = None
-        for tid in [t for t, (_, _, e) in self.tasks.items() if e == eid]:
+        lost = sorted(t for t, (_, _, e) in self.tasks.items() if e == eid)
+        for tid in lost:
             stage, tsm, _ = self.tasks.pop(tid)
-            # counts as a failure: a task that crashes its worker must not retry forever
-            part, abort = tsm.on_failure(tid, counts=True)
+            # The oldest task was the one running (executors run tasks in launch order); it
+            # counts as failed, so a task that crashes its worker cannot retry forever. The
+            # tasks queued behind it are not charged.
+            part, abort = tsm.on_failure(tid, counts=tid == lost[0])
             if abort and aborted is None:
                 aborted = (stage, part, tsm)
         if self.job is None:
