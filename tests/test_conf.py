@@ -78,8 +78,16 @@ def test_copy_is_independent():
 
 @pytest.mark.parametrize(
     ("text", "ms"),
-    [("200ms", 200), ("2s", 2000), ("1.5s", 1500), ("1min", 60000), ("1m", 60000), ("7", 7),
-     (250, 250), ("1h", 3_600_000)],
+    [
+        ("200ms", 200),
+        ("2s", 2000),
+        ("1.5s", 1500),
+        ("1min", 60000),
+        ("1m", 60000),
+        ("7", 7),
+        (250, 250),
+        ("1h", 3_600_000),
+    ],
 )
 def test_parse_duration(text, ms):
     assert parse_duration_ms(text) == ms

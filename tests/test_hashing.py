@@ -12,10 +12,29 @@ from dstreams import portable_hash
 
 # Expressions evaluated in each interpreter (str/bytes/frozenset hashes are seeded in Python).
 SAMPLES = [
-    "'word'", "''", "'héllo 日本'", "b'bytes'", "b''", "bytearray(b'ba')",
-    "0", "1", "-1", "2**70", "-(2**63)", "1.5", "-0.0", "float('inf')", "True", "False",
-    "None", "()", "('a', 1)", "(None, b'x', 2.5, (True, 'nested'))",
-    "frozenset()", "frozenset({'a', 'b', 'c'})", "frozenset({1, 'x', (2, 'y'), None})",
+    "'word'",
+    "''",
+    "'héllo 日本'",
+    "b'bytes'",
+    "b''",
+    "bytearray(b'ba')",
+    "0",
+    "1",
+    "-1",
+    "2**70",
+    "-(2**63)",
+    "1.5",
+    "-0.0",
+    "float('inf')",
+    "True",
+    "False",
+    "None",
+    "()",
+    "('a', 1)",
+    "(None, b'x', 2.5, (True, 'nested'))",
+    "frozenset()",
+    "frozenset({'a', 'b', 'c'})",
+    "frozenset({1, 'x', (2, 'y'), None})",
     "('k', frozenset({'p', 'q'}))",
 ]
 
@@ -32,7 +51,11 @@ def _hashes_in_subprocess(seed: str) -> list[int]:
     env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
     out = subprocess.run(
         [sys.executable, "-c", _SCRIPT, json.dumps(SAMPLES)],
-        env=env, capture_output=True, text=True, check=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     return json.loads(out.stdout)
 
@@ -45,10 +68,20 @@ def test_same_hash_across_interpreters_with_different_seeds():
     assert a == [portable_hash(eval(s)) for s in SAMPLES]  # and in this process
     # the seed really changes Python's own hash of str, so the test would catch a leak
     seeded = "import sys; print(hash('word'))"
-    h1 = subprocess.run([sys.executable, "-c", seeded], capture_output=True, text=True, check=True,
-                        env=dict(os.environ, PYTHONHASHSEED="1")).stdout
-    h2 = subprocess.run([sys.executable, "-c", seeded], capture_output=True, text=True, check=True,
-                        env=dict(os.environ, PYTHONHASHSEED="4242")).stdout
+    h1 = subprocess.run(
+        [sys.executable, "-c", seeded],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, PYTHONHASHSEED="1"),
+    ).stdout
+    h2 = subprocess.run(
+        [sys.executable, "-c", seeded],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ, PYTHONHASHSEED="4242"),
+    ).stdout
     assert h1 != h2
 
 
@@ -81,8 +114,21 @@ def _pyspark_portable_hash(x):
 
 
 def test_int_and_tuple_values_equal_pyspark():
-    values = [0, 5, -1, 2**70, -(2**65), True, None, (), (1, 2), ((1, 2), 3), (-7, 2**65),
-              (None, 1), 1.5]
+    values = [
+        0,
+        5,
+        -1,
+        2**70,
+        -(2**65),
+        True,
+        None,
+        (),
+        (1, 2),
+        ((1, 2), 3),
+        (-7, 2**65),
+        (None, 1),
+        1.5,
+    ]
     assert [portable_hash(v) for v in values] == [_pyspark_portable_hash(v) for v in values]
     # values printed by PySpark 4.3's pyspark.rdd.portable_hash for the same inputs
     assert portable_hash((1, 2)) == 3430029580082870073

@@ -42,8 +42,10 @@ def batch_demo(words: int = 2_000_000, master: str = "local[2]") -> int:
             )
             elapsed = time.perf_counter() - start
     total = sum(c for _, c in counts)
-    print(f"counted {total:,} words ({len(counts):,} distinct) in {elapsed:.2f}s "
-          f"= {total / elapsed / 1e6:.2f} M words/s on {master}")
+    print(
+        f"counted {total:,} words ({len(counts):,} distinct) in {elapsed:.2f}s "
+        f"= {total / elapsed / 1e6:.2f} M words/s on {master}"
+    )
     for w, c in sorted(counts, key=lambda kv: -kv[1])[:10]:
         print(f"{w:>8} {c:>9,}")
     return 0 if total == words else 1
@@ -52,7 +54,9 @@ def batch_demo(words: int = 2_000_000, master: str = "local[2]") -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dstreams")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("demo", help="the streaming demo (network word count, 10s window)", add_help=False)
+    sub.add_parser(
+        "demo", help="the streaming demo (network word count, 10s window)", add_help=False
+    )
     b = sub.add_parser("demo-batch", help="batch word count over a generated corpus")
     b.add_argument("--words", type=int, default=2_000_000)
     b.add_argument("--master", default="local[2]")

@@ -44,7 +44,9 @@ KEYS: dict[str, ConfigKey] = dict(
             "4",
             "Attempts per task before its job fails (Spark's meaning: 1 means no retry).",
         ),
-        _k("dstreams.speculation", "false", "Relaunch tasks that run much longer than their peers."),
+        _k(
+            "dstreams.speculation", "false", "Relaunch tasks that run much longer than their peers."
+        ),
         _k(
             "dstreams.speculation.multiplier",
             "1.5",
@@ -74,7 +76,8 @@ KEYS: dict[str, ConfigKey] = dict(
         _k(
             "dstreams.checkpoint.dir",
             None,
-            "Default reliable checkpoint directory (any fsspec URL); setCheckpointDir overrides it.",
+            "Default reliable checkpoint directory (any fsspec URL); "
+            "setCheckpointDir overrides it.",
         ),
         # --- streaming keys ---
         _k(

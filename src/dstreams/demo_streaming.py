@@ -26,7 +26,29 @@ from dstreams.streaming import StreamingContext, StreamingListener
 
 __all__ = ["BatchReporter", "TextGenerator", "main"]
 
-_WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "stream", "batch", "window", "spark", "python", "record", "river", "data", "flow", "time", "state", "key", "value"]
+_WORDS = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "lazy",
+    "dog",
+    "stream",
+    "batch",
+    "window",
+    "spark",
+    "python",
+    "record",
+    "river",
+    "data",
+    "flow",
+    "time",
+    "state",
+    "key",
+    "value",
+]
 
 
 class TextGenerator:
@@ -53,8 +75,9 @@ class TextGenerator:
         per_tick = max(1, self.rate // 20)
         with conn:
             while not self._stop.is_set():
-                lines = [" ".join(rng.choices(_WORDS, k=rng.randint(3, 8)))
-                         for _ in range(per_tick)]
+                lines = [
+                    " ".join(rng.choices(_WORDS, k=rng.randint(3, 8))) for _ in range(per_tick)
+                ]
                 try:
                     conn.sendall(("\n".join(lines) + "\n").encode())
                 except OSError:
@@ -80,8 +103,10 @@ class BatchReporter(StreamingListener):
         row = (info.numRecords(), info.processingDelay(), info.schedulingDelay())
         self.rows.append(row)
         when = datetime.fromtimestamp(info.batchTime().milliseconds() / 1000).strftime("%H:%M:%S")
-        print(f"[batch {when}] records={row[0]} "
-              f"processing={row[1]} ms scheduling delay={row[2]} ms", flush=True)
+        print(
+            f"[batch {when}] records={row[0]} processing={row[1]} ms scheduling delay={row[2]} ms",
+            flush=True,
+        )
 
     def summary(self, seconds: float) -> str:
         """Return the end-of-demo summary text."""
@@ -90,10 +115,12 @@ class BatchReporter(StreamingListener):
         records = sum(r[0] for r in self.rows)
         proc = [r[1] for r in self.rows]
         sched = [r[2] for r in self.rows]
-        return (f"summary: {len(self.rows)} batches in {seconds:g}s, {records} records "
-                f"({records / max(seconds, 1e-9):.0f}/s); processing median "
-                f"{statistics.median(proc):.0f} ms, max {max(proc)} ms; scheduling delay "
-                f"median {statistics.median(sched):.0f} ms, max {max(sched)} ms")
+        return (
+            f"summary: {len(self.rows)} batches in {seconds:g}s, {records} records "
+            f"({records / max(seconds, 1e-9):.0f}/s); processing median "
+            f"{statistics.median(proc):.0f} ms, max {max(proc)} ms; scheduling delay "
+            f"median {statistics.median(sched):.0f} ms, max {max(sched)} ms"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,19 +133,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--master", default="local[2]")
     args = p.parse_args(argv)
     generator = TextGenerator(args.rate)
-    print(f"text generator on 127.0.0.1:{generator.port}, {args.rate} lines/s; "
-          f"{args.window:g}s window sliding every {args.batch:g}s; "
-          f"running {args.duration:g}s (Ctrl-C to stop)", flush=True)
-    with Context(args.master, "streaming-demo") as sc, \
-            tempfile.TemporaryDirectory(prefix="dstreams-demo-ckpt-") as ckpt:
+    print(
+        f"text generator on 127.0.0.1:{generator.port}, {args.rate} lines/s; "
+        f"{args.window:g}s window sliding every {args.batch:g}s; "
+        f"running {args.duration:g}s (Ctrl-C to stop)",
+        flush=True,
+    )
+    with (
+        Context(args.master, "streaming-demo") as sc,
+        tempfile.TemporaryDirectory(prefix="dstreams-demo-ckpt-") as ckpt,
+    ):
         ssc = StreamingContext(sc, args.batch)
         ssc.checkpoint(ckpt)
         reporter = BatchReporter()
         ssc.addStreamingListener(reporter)
         lines = ssc.socketTextStream("127.0.0.1", generator.port)
-        counts = (lines.flatMap(lambda line: line.split(" ")).map(lambda w: (w, 1))
-                  .reduceByKeyAndWindow(operator.add, operator.sub, args.window, args.batch,
-                                        filterFunc=lambda kv: kv[1] > 0))
+        counts = (
+            lines.flatMap(lambda line: line.split(" "))
+            .map(lambda w: (w, 1))
+            .reduceByKeyAndWindow(
+                operator.add, operator.sub, args.window, args.batch, filterFunc=lambda kv: kv[1] > 0
+            )
+        )
         counts.transform(lambda rdd: rdd.sortBy(lambda kv: (-kv[1], kv[0]))).pprint(5)
         ssc.start()
         interrupted = False

@@ -51,8 +51,9 @@ class TestSource:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, ssc: StreamingContext, batches: list[Any] | None = None,
-                 numSlices: int | None = None) -> None:
+    def __init__(
+        self, ssc: StreamingContext, batches: list[Any] | None = None, numSlices: int | None = None
+    ) -> None:
         self._ssc, self._slices = ssc, numSlices
         self.stream: DStream[Any] = ssc.queueStream([self._as_rdd(b) for b in batches or []])
 
@@ -114,8 +115,10 @@ def run_batches(ssc: StreamingContext, n: int, timeout: float = 60.0) -> list[in
     """
     clock = ssc._clock
     if not isinstance(clock, ManualClock):
-        raise TypeError("run_batches needs a ManualClock-driven StreamingContext; create it with "
-                        "dstreams.testing.manual_context(sc, batchDuration)")
+        raise TypeError(
+            "run_batches needs a ManualClock-driven StreamingContext; create it with "
+            "dstreams.testing.manual_context(sc, batchDuration)"
+        )
     if ssc._state == "INITIALIZED":
         ssc.start()
     batch = ssc._batch_ms

@@ -76,9 +76,7 @@ def test_conf_must_be_a_conf(no_context):
 
 def test_workers_live_across_jobs_no_process_per_task(sc):
     pids_before = sc._backend.worker_pids()
-    seen = set(
-        sc.parallelize(range(40), 20).mapPartitions(lambda _: [os.getpid()]).collect()
-    )
+    seen = set(sc.parallelize(range(40), 20).mapPartitions(lambda _: [os.getpid()]).collect())
     seen |= set(sc.parallelize(range(10), 5).map(lambda _: os.getpid()).collect())
     assert seen <= set(pids_before.values())
     assert sc._backend.worker_pids() == pids_before

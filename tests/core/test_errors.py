@@ -112,7 +112,10 @@ def test_context_inside_a_closure_is_refused(sc):
         (lambda r: r.reduceByKey(lambda a, b: a), "reduceByKey"),
         (lambda r: r.groupByKey(), "groupByKey"),
         (lambda r: r.partitionBy(2), "partitionBy"),
-        (lambda r: r.combineByKey(lambda v: [v], lambda c, v: c + [v], list.__add__), "combineByKey"),
+        (
+            lambda r: r.combineByKey(lambda v: [v], lambda c, v: c + [v], list.__add__),
+            "combineByKey",
+        ),
     ],
 )
 def test_non_pair_records_give_a_type_error_naming_the_record(fresh_context, op, name):

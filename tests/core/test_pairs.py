@@ -92,8 +92,9 @@ def test_combine_aggregate_fold_by_key(sc):
     assert sorted(
         rdd.aggregateByKey([], lambda acc, x: acc + [x], lambda a, b: a + b).collect()
     ) == [("a", [1, 2]), ("b", [3])]
-    assert sorted(sc.parallelize([("a", 1), ("a", 2), ("b", 3)], 3)
-                  .foldByKey(0, add).collect()) == [("a", 3), ("b", 3)]
+    assert sorted(
+        sc.parallelize([("a", 1), ("a", 2), ("b", 3)], 3).foldByKey(0, add).collect()
+    ) == [("a", 3), ("b", 3)]
 
 
 def test_aggregate_by_key_zero_is_copied_per_key(sc):
@@ -174,7 +175,10 @@ def test_join(sc):
     j = sc.parallelize(LEFT, 2).join(sc.parallelize(RIGHT, 2))
     assert j.getNumPartitions() == 4  # PySpark: union of both sides' partitions
     assert sorted(j.collect()) == [
-        (1, ("a", "x")), (1, ("a", "y")), (1, ("c", "x")), (1, ("c", "y")),
+        (1, ("a", "x")),
+        (1, ("a", "y")),
+        (1, ("c", "x")),
+        (1, ("c", "y")),
     ]
     assert sc.parallelize(LEFT, 2).join(sc.parallelize(RIGHT, 2), 3).getNumPartitions() == 3
 
@@ -185,7 +189,9 @@ def test_outer_joins(sc):
     assert sorted(left.leftOuterJoin(right).collect()) == [(1, ("a", "x")), (2, ("b", None))]
     assert sorted(left.rightOuterJoin(right).collect()) == [(1, ("a", "x")), (3, (None, "z"))]
     assert sorted(left.fullOuterJoin(right).collect()) == [
-        (1, ("a", "x")), (2, ("b", None)), (3, (None, "z")),
+        (1, ("a", "x")),
+        (2, ("b", None)),
+        (3, (None, "z")),
     ]
 
 
@@ -246,8 +252,11 @@ def test_two_element_lists_work_as_pairs(sc):
     rdd = sc.parallelize([["a", 1], ("a", 2), ["b", 3]], 2)
     assert sorted(rdd.reduceByKey(add).collect()) == [("a", 3), ("b", 3)]
     assert sorted((k, sorted(v)) for k, v in rdd.groupByKey().collect()) == [
-        ("a", [1, 2]), ("b", [3]),
+        ("a", [1, 2]),
+        ("b", [3]),
     ]
     assert sorted(tuple(kv) for kv in rdd.partitionBy(2).collect()) == [
-        ("a", 1), ("a", 2), ("b", 3),
+        ("a", 1),
+        ("a", 2),
+        ("b", 3),
     ]

@@ -56,7 +56,15 @@ def test_map_filter_flatmap(sc):
     assert rdd.map(lambda x: x * 2).collect() == [x * 2 for x in range(10)]
     assert rdd.filter(lambda x: x % 3 == 0).collect() == [0, 3, 6, 9]
     assert rdd.flatMap(lambda x: [x] * (x % 3)).collect() == [
-        1, 2, 2, 4, 5, 5, 7, 8, 8,
+        1,
+        2,
+        2,
+        4,
+        5,
+        5,
+        7,
+        8,
+        8,
     ]
 
 
@@ -70,7 +78,9 @@ def test_map_partitions_and_with_index(sc):
     rdd = sc.parallelize(range(6), 3)
     assert rdd.mapPartitions(lambda it: [sum(it)]).collect() == [1, 5, 9]
     assert rdd.mapPartitionsWithIndex(lambda i, it: [(i, sum(it))]).collect() == [
-        (0, 1), (1, 5), (2, 9),
+        (0, 1),
+        (1, 5),
+        (2, 9),
     ]
 
 

@@ -100,8 +100,16 @@ class Driver:
 
         return self.wait_for(match, include_seen=True)
 
-    def run(self, eid: str, stage_id: int, rdd: Any, func: Any = list, partition: int = 0,
-            payload: bytes | None = None, **spec_kw: Any) -> TaskFinished | TaskFailed:
+    def run(
+        self,
+        eid: str,
+        stage_id: int,
+        rdd: Any,
+        func: Any = list,
+        partition: int = 0,
+        payload: bytes | None = None,
+        **spec_kw: Any,
+    ) -> TaskFinished | TaskFailed:
         tid = next(self._task_ids)
         partitioner = spec_kw.pop("partitioner", None)
         spec = TaskSpec(tid, stage_id, 0, partition, 0, **spec_kw)
@@ -259,6 +267,9 @@ def test_every_launched_task_gets_exactly_one_outcome(driver):
     assert [outcomes[5000 + p] for p in range(20)] == [
         "TaskFinished" if p % 2 == 0 else "TaskFailed" for p in range(20)
     ]
-    ids = [ev.result.task_id if isinstance(ev, TaskFinished) else ev.error.task_id
-           for ev in driver.seen if isinstance(ev, (TaskFinished, TaskFailed))]
+    ids = [
+        ev.result.task_id if isinstance(ev, TaskFinished) else ev.error.task_id
+        for ev in driver.seen
+        if isinstance(ev, (TaskFinished, TaskFailed))
+    ]
     assert sorted(ids) == tids

@@ -340,8 +340,9 @@ def straggler_setup(ctx, rdd=None):
     nxt = by_ex["a"]
     for t in (1.0, 2.0, 3.0):
         h.now = t
-        step = launches(h.finish(nxt, value=[1] if not nxt.stage.is_result else None,
-                                 accumulators={7: 1}))
+        step = launches(
+            h.finish(nxt, value=[1] if not nxt.stage.is_result else None, accumulators={7: 1})
+        )
         if step:
             nxt = step[0]
         if t < 3.0:
@@ -427,9 +428,10 @@ def test_tasks_prefer_the_executor_holding_their_cached_input(ctx):
     while pending:
         launch = pending.pop(0)
         ran[launch.spec.partition] = launch.executor_id
-        assert launch.spec.block_locations[(rdd.id(), launch.spec.partition)][0] == where[
-            launch.spec.partition
-        ]
+        assert (
+            launch.spec.block_locations[(rdd.id(), launch.spec.partition)][0]
+            == where[launch.spec.partition]
+        )
         pending += launches(h.finish(launch))
     assert ran == where
 

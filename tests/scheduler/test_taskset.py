@@ -6,8 +6,9 @@ from dstreams.scheduler.taskset import SpeculationConfig, TaskSetManager
 
 
 def tsm(parts=(0, 1, 2, 3), max_failures=4, preferred=None, speculation=None):
-    m = TaskSetManager(0, 0, list(parts), max_failures, preferred or {},
-                       speculation or SpeculationConfig())
+    m = TaskSetManager(
+        0, 0, list(parts), max_failures, preferred or {}, speculation or SpeculationConfig()
+    )
     m.validate_state()
     return m
 

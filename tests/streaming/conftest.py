@@ -30,8 +30,12 @@ def ssc(sc: Any) -> Iterator[StreamingContext]:
 def run(ssc: StreamingContext) -> Callable[..., list[list[Any]]]:
     """run(build, batches, n=None): feed ``batches``, run n batches, return sorted results."""
 
-    def _run(build: Callable[[Any], Any], batches: list[list[Any]], n: int | None = None,
-             sort: bool = True) -> list[list[Any]]:
+    def _run(
+        build: Callable[[Any], Any],
+        batches: list[list[Any]],
+        n: int | None = None,
+        sort: bool = True,
+    ) -> list[list[Any]]:
         src = TestSource(ssc, batches)
         sink = CollectingSink(build(src.stream), sort=sort)
         run_batches(ssc, n if n is not None else len(batches))

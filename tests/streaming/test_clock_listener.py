@@ -54,8 +54,14 @@ def test_batch_info_unknown_values_are_minus_one() -> None:
     assert info.schedulingDelay() == -1
     assert info.processingDelay() == -1
     assert info.totalDelay() == -1
-    done = BatchInfo(2000, {}, 2001, 2004, 2014,
-                     {0: OutputOperationInfo(2000, 0, "pprint", "pprint", 2004, 2014)})
+    done = BatchInfo(
+        2000,
+        {},
+        2001,
+        2004,
+        2014,
+        {0: OutputOperationInfo(2000, 0, "pprint", "pprint", 2004, 2014)},
+    )
     assert (done.schedulingDelay(), done.processingDelay(), done.totalDelay()) == (3, 10, 13)
     assert done.outputOperationInfos()[0].duration() == 10
     assert done.outputOperationInfos()[0].failureReason() is None
@@ -92,7 +98,8 @@ def test_pprint_text_matches_pyspark(capsys: pytest.CaptureFixture[str]) -> None
     take_and_print(when, _FakeRDD([("a", 1), ("b", 2), ("c", 3)]), 2)
     dashes = "-" * 43
     assert capsys.readouterr().out == (
-        f"{dashes}\nTime: 2024-01-02 03:04:05\n{dashes}\n('a', 1)\n('b', 2)\n...\n\n")
+        f"{dashes}\nTime: 2024-01-02 03:04:05\n{dashes}\n('a', 1)\n('b', 2)\n...\n\n"
+    )
     take_and_print(when, _FakeRDD([]), 10)
     assert capsys.readouterr().out == f"{dashes}\nTime: 2024-01-02 03:04:05\n{dashes}\n\n"
 

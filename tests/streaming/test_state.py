@@ -43,8 +43,12 @@ def test_initial_state(run: Any, ssc: Any, sc: Any, tmp_path: Any, as_rdd: bool)
     initial: Any = [("a", 10), ("c", 5)]
     if as_rdd:
         initial = sc.parallelize(initial)
-    out = run(lambda s: _pairs(s).updateStateByKey(lambda vs, st: sum(vs) + (st or 0),
-                                                   initialRDD=initial), WORDS[:1])
+    out = run(
+        lambda s: _pairs(s).updateStateByKey(
+            lambda vs, st: sum(vs) + (st or 0), initialRDD=initial
+        ),
+        WORDS[:1],
+    )
     assert out == [[("a", 11), ("b", 1), ("c", 5)]]
 
 
@@ -57,7 +61,8 @@ def test_update_state_needs_checkpoint(ssc: Any) -> None:
 def test_state_lineage_is_checkpointed(ssc: Any, tmp_path: Any) -> None:
     ssc.checkpoint(str(tmp_path))
     state = _pairs(TestSource(ssc, [["a"]] * 12).stream).updateStateByKey(
-        lambda vs, st: sum(vs) + (st or 0))
+        lambda vs, st: sum(vs) + (st or 0)
+    )
     sink = CollectingSink(state)
     run_batches(ssc, 12)
     assert sink.results[-1] == [("a", 12)]

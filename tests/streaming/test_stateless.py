@@ -11,18 +11,23 @@ import pytest
 from dstreams.testing import CollectingSink, TestSource, run_batches
 
 
-@pytest.mark.parametrize("build, expected", [
-    (lambda s: s.map(lambda x: x * 2), [[2, 4, 6], [8]]),
-    (lambda s: s.filter(lambda x: x % 2), [[1, 3], []]),
-    (lambda s: s.mapPartitions(lambda it: [sum(it)]).reduce(operator.add), [[6], [4]]),
-])
+@pytest.mark.parametrize(
+    "build, expected",
+    [
+        (lambda s: s.map(lambda x: x * 2), [[2, 4, 6], [8]]),
+        (lambda s: s.filter(lambda x: x % 2), [[1, 3], []]),
+        (lambda s: s.mapPartitions(lambda it: [sum(it)]).reduce(operator.add), [[6], [4]]),
+    ],
+)
 def test_element_wise(run: Any, build: Any, expected: list[list[int]]) -> None:
     assert run(build, [[1, 2, 3], [4]]) == expected
 
 
 def test_flatmap_and_chained_transforms(run: Any) -> None:
-    out = run(lambda s: s.flatMap(str.split).map(lambda w: w.upper()).filter(lambda w: w != "B"),
-              [["a b", "c"]])
+    out = run(
+        lambda s: s.flatMap(str.split).map(lambda w: w.upper()).filter(lambda w: w != "B"),
+        [["a b", "c"]],
+    )
     assert out == [["A", "C"]]
 
 
@@ -37,15 +42,24 @@ def test_reduce_on_exhausted_queue_is_empty(run: Any) -> None:
 PAIRS = [[("a", 1), ("b", 2), ("a", 3)]]
 
 
-@pytest.mark.parametrize("build, expected", [
-    (lambda s: s.reduceByKey(operator.add), [("a", 4), ("b", 2)]),
-    (lambda s: s.groupByKey().mapValues(sorted), [("a", [1, 3]), ("b", [2])]),
-    (lambda s: s.combineByKey(lambda v: [v], lambda c, v: c + [v], operator.add).mapValues(sorted),
-     [("a", [1, 3]), ("b", [2])]),
-    (lambda s: s.mapValues(lambda v: v * 10), [("a", 10), ("a", 30), ("b", 20)]),
-    (lambda s: s.flatMapValues(lambda v: [v, -v]),
-     [("a", -3), ("a", -1), ("a", 1), ("a", 3), ("b", -2), ("b", 2)]),
-])
+@pytest.mark.parametrize(
+    "build, expected",
+    [
+        (lambda s: s.reduceByKey(operator.add), [("a", 4), ("b", 2)]),
+        (lambda s: s.groupByKey().mapValues(sorted), [("a", [1, 3]), ("b", [2])]),
+        (
+            lambda s: s.combineByKey(lambda v: [v], lambda c, v: c + [v], operator.add).mapValues(
+                sorted
+            ),
+            [("a", [1, 3]), ("b", [2])],
+        ),
+        (lambda s: s.mapValues(lambda v: v * 10), [("a", 10), ("a", 30), ("b", 20)]),
+        (
+            lambda s: s.flatMapValues(lambda v: [v, -v]),
+            [("a", -3), ("a", -1), ("a", 1), ("a", 3), ("b", -2), ("b", 2)],
+        ),
+    ],
+)
 def test_pair_operations(run: Any, build: Any, expected: list[Any]) -> None:
     assert run(build, PAIRS) == [expected]
 
@@ -58,8 +72,11 @@ def test_glom_partitions_and_index(ssc: Any) -> None:
     src = TestSource(ssc, [[1, 2, 3, 4]], numSlices=2)
     glommed = CollectingSink(src.stream.glom())
     indexed = CollectingSink(src.stream.mapPartitionsWithIndex(lambda i, it: [(i, sum(it))]))
-    parts = CollectingSink(src.stream.partitionBy(3).transform(
-        lambda rdd: rdd.context.parallelize([rdd.getNumPartitions()], 1)))
+    parts = CollectingSink(
+        src.stream.partitionBy(3).transform(
+            lambda rdd: rdd.context.parallelize([rdd.getNumPartitions()], 1)
+        )
+    )
     run_batches(ssc, 1)
     assert glommed.results == [[[1, 2], [3, 4]]]
     assert indexed.results == [[(0, 3), (1, 7)]]
@@ -98,13 +115,18 @@ def test_two_stream_operations(ssc: Any) -> None:
         "left": CollectingSink(a.leftOuterJoin(b), sort=True),
         "right": CollectingSink(a.rightOuterJoin(b), sort=True),
         "full": CollectingSink(a.fullOuterJoin(b).map(lambda kv: (kv[0], repr(kv[1]))), sort=True),
-        "cogroup": CollectingSink(a.cogroup(b).mapValues(lambda ab: (list(ab[0]), list(ab[1]))),
-                                  sort=True),
-        "with": CollectingSink(a.transformWith(lambda x, y: x.map(lambda kv: kv[0]).union(y.map(lambda kv: kv[0])), b), sort=True),
+        "cogroup": CollectingSink(
+            a.cogroup(b).mapValues(lambda ab: (list(ab[0]), list(ab[1]))), sort=True
+        ),
+        "with": CollectingSink(
+            a.transformWith(lambda x, y: x.map(lambda kv: kv[0]).union(y.map(lambda kv: kv[0])), b),
+            sort=True,
+        ),
     }
     run_batches(ssc, 1)
     assert sorted(map(repr, sinks["union"].results[0])) == sorted(
-        map(repr, [("k", 1), ("x", 2), ("k", "v"), ("y", "w")]))
+        map(repr, [("k", 1), ("x", 2), ("k", "v"), ("y", "w")])
+    )
     assert sinks["join"].results == [[("k", (1, "v"))]]
     assert sinks["left"].results == [[("k", (1, "v")), ("x", (2, None))]]
     assert sinks["right"].results == [[("k", (1, "v")), ("y", (None, "w"))]]
@@ -118,7 +140,9 @@ def test_context_union_and_transform(ssc: Any) -> None:
     b = TestSource(ssc, [[3]]).stream
     c = TestSource(ssc, [[4]]).stream
     u = CollectingSink(ssc.union(a, b, c), sort=True)
-    t = CollectingSink(ssc.transform([a, b], lambda rdds: rdds[0].union(rdds[1]).map(str)), sort=True)
+    t = CollectingSink(
+        ssc.transform([a, b], lambda rdds: rdds[0].union(rdds[1]).map(str)), sort=True
+    )
     assert ssc.union(a) is a
     with pytest.raises(ValueError, match="at least one"):
         ssc.union()
@@ -141,8 +165,17 @@ def test_pprint_through_engine(ssc: Any, capsys: pytest.CaptureFixture[str]) -> 
     TestSource(ssc, [list(range(12))], numSlices=1).stream.pprint()
     run_batches(ssc, 1)
     dashes = "-" * 43
-    expected = "\n".join([dashes, f"Time: {datetime.fromtimestamp(1.0)}", dashes,
-                          *map(str, range(10)), "...", "", ""])
+    expected = "\n".join(
+        [
+            dashes,
+            f"Time: {datetime.fromtimestamp(1.0)}",
+            dashes,
+            *map(str, range(10)),
+            "...",
+            "",
+            "",
+        ]
+    )
     assert capsys.readouterr().out == expected
 
 

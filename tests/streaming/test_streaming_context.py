@@ -125,8 +125,16 @@ def test_listener_events(ssc: Any) -> None:
     stream.foreachRDD(lambda rdd: None)
     run_batches(ssc, 1)
     kinds = [k for k, _ in rec.events]
-    assert kinds == ["started", "submitted", "batchStarted", "opStarted", "opCompleted",
-                     "opStarted", "opCompleted", "completed"]
+    assert kinds == [
+        "started",
+        "submitted",
+        "batchStarted",
+        "opStarted",
+        "opCompleted",
+        "opStarted",
+        "opCompleted",
+        "completed",
+    ]
     submitted, completed = rec.events[1][1], rec.events[-1][1]
     assert submitted.processingDelay() == -1 and submitted.schedulingDelay() == -1
     assert completed.batchTime().milliseconds() == 1000

@@ -67,26 +67,39 @@ def _pairs(s: Any) -> Any:
 
 def test_incremental_path_keeps_zero_keys(run: Any, ssc: Any, tmp_path: Any) -> None:
     ssc.checkpoint(str(tmp_path))
-    out = run(lambda s: _pairs(s).reduceByKeyAndWindow(operator.add, operator.sub, 5, 1),
-              WORDS, n=7)
+    out = run(
+        lambda s: _pairs(s).reduceByKeyAndWindow(operator.add, operator.sub, 5, 1), WORDS, n=7
+    )
     a2b1 = [("a", 2), ("b", 1)]
-    assert out == [[("a", 1), ("b", 1)], a2b1, a2b1, a2b1, a2b1,
-                   [("a", 1), ("b", 0)], [("a", 0), ("b", 0)]]
+    assert out == [
+        [("a", 1), ("b", 1)],
+        a2b1,
+        a2b1,
+        a2b1,
+        a2b1,
+        [("a", 1), ("b", 0)],
+        [("a", 0), ("b", 0)],
+    ]
 
 
 def test_incremental_path_with_filter(run: Any, ssc: Any, tmp_path: Any) -> None:
     ssc.checkpoint(str(tmp_path))
-    out = run(lambda s: _pairs(s).reduceByKeyAndWindow(
-        operator.add, operator.sub, 5, 1, filterFunc=lambda kv: kv[1] > 0), WORDS, n=7)
+    out = run(
+        lambda s: _pairs(s).reduceByKeyAndWindow(
+            operator.add, operator.sub, 5, 1, filterFunc=lambda kv: kv[1] > 0
+        ),
+        WORDS,
+        n=7,
+    )
     assert out[5:] == [[("a", 1)], []]
 
 
 def test_small_window_reduces_whole_window_again(run: Any, ssc: Any, tmp_path: Any) -> None:
     ssc.checkpoint(str(tmp_path))
-    out = run(lambda s: _pairs(s).reduceByKeyAndWindow(operator.add, operator.sub, 3, 1),
-              WORDS, n=5)
-    assert out == [[("a", 1), ("b", 1)], [("a", 2), ("b", 1)], [("a", 2), ("b", 1)],
-                   [("a", 1)], []]
+    out = run(
+        lambda s: _pairs(s).reduceByKeyAndWindow(operator.add, operator.sub, 3, 1), WORDS, n=5
+    )
+    assert out == [[("a", 1), ("b", 1)], [("a", 2), ("b", 1)], [("a", 2), ("b", 1)], [("a", 1)], []]
 
 
 def test_reduce_by_key_and_window_without_inverse(run: Any) -> None:
@@ -111,16 +124,24 @@ def test_count_by_value_and_window(run: Any, ssc: Any, tmp_path: Any) -> None:
 
 def test_group_by_key_and_window(run: Any, ssc: Any, tmp_path: Any) -> None:
     ssc.checkpoint(str(tmp_path))
-    out = run(lambda s: s.groupByKeyAndWindow(2, 1).mapValues(sorted),
-              [[("k", 1)], [("k", 2), ("j", 0)], [("k", 3)]], n=4)
-    assert out == [[("k", [1])], [("j", [0]), ("k", [1, 2])], [("j", [0]), ("k", [2, 3])],
-                   [("k", [3])]]
+    out = run(
+        lambda s: s.groupByKeyAndWindow(2, 1).mapValues(sorted),
+        [[("k", 1)], [("k", 2), ("j", 0)], [("k", 3)]],
+        n=4,
+    )
+    assert out == [
+        [("k", [1])],
+        [("j", [0]), ("k", [1, 2])],
+        [("j", [0]), ("k", [2, 3])],
+        [("k", [3])],
+    ]
 
 
 def test_state_rdds_are_checkpointed(ssc: Any, tmp_path: Any) -> None:
     ssc.checkpoint(str(tmp_path))
     windowed = _pairs(TestSource(ssc, [["a"]] * 10).stream).reduceByKeyAndWindow(
-        operator.add, operator.sub, 5, 1)
+        operator.add, operator.sub, 5, 1
+    )
     CollectingSink(windowed)
     run_batches(ssc, 11)
     assert windowed._checkpoint_ms == 10_000

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import heapq
 import math
-
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from functools import reduce as _reduce
@@ -141,16 +140,12 @@ class ActionsMixin:
 
     def top(self: RDD[Any], num: int, key: Callable[[Any], Any] | None = None) -> list[Any]:
         """The ``num`` largest elements, largest first."""
-        parts = self.ctx._run_job_per_partition(
-            self, lambda it: heapq.nlargest(num, it, key=key)
-        )
+        parts = self.ctx._run_job_per_partition(self, lambda it: heapq.nlargest(num, it, key=key))
         return heapq.nlargest(num, (x for p in parts for x in p), key=key)
 
     def takeOrdered(self: RDD[Any], num: int, key: Callable[[Any], Any] | None = None) -> list[Any]:
         """The ``num`` smallest elements, in ascending order."""
-        parts = self.ctx._run_job_per_partition(
-            self, lambda it: heapq.nsmallest(num, it, key=key)
-        )
+        parts = self.ctx._run_job_per_partition(self, lambda it: heapq.nsmallest(num, it, key=key))
         return heapq.nsmallest(num, (x for p in parts for x in p), key=key)
 
     def takeSample(
@@ -319,6 +314,3 @@ class ActionsMixin:
 def _count(it: Iterator[Any]) -> int:
     last = deque(enumerate(it, 1), maxlen=1)  # counts at C speed
     return last[0][0] if last else 0
-
-
-

@@ -93,11 +93,7 @@ def expand_input_paths(path: str) -> tuple[Any, list[str]]:
             raise FileNotFoundError(f"Input path does not exist: {p!r}")
         for q in paths:
             if fs.isdir(q):
-                found = [
-                    f
-                    for f in sorted(fs.find(q))
-                    if not _hidden(f[len(q.rstrip("/")) + 1 :])
-                ]
+                found = [f for f in sorted(fs.find(q)) if not _hidden(f[len(q.rstrip("/")) + 1 :])]
                 files.extend(found)
             elif fs.exists(q):
                 files.append(q)

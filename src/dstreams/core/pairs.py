@@ -299,8 +299,7 @@ class PairsMixin:
         samples = self.sample(False, fraction, 1).map(lambda kv: kv[0]).collect()
         samples = sorted(samples, key=keyfunc)
         bounds = [
-            samples[int(len(samples) * (i + 1) / numPartitions)]
-            for i in range(0, numPartitions - 1)
+            samples[int(len(samples) * (i + 1) / numPartitions)] for i in range(numPartitions - 1)
         ]
         n = numPartitions
 
@@ -411,11 +410,7 @@ class PairsMixin:
             _, (val1, val2) = pair
             return bool(val1) and not val2
 
-        return (
-            self.cogroup(other, numPartitions)
-            .filter(filter_func)
-            .flatMapValues(lambda x: x[0])
-        )
+        return self.cogroup(other, numPartitions).filter(filter_func).flatMapValues(lambda x: x[0])
 
     def subtract(self: RDD[Any], other: RDD[Any], numPartitions: int | None = None) -> RDD[Any]:
         """Elements of ``self`` not in ``other``."""
@@ -430,4 +425,3 @@ class PairsMixin:
             .filter(lambda k_vs: all(k_vs[1]))
             .keys()
         )
-

@@ -517,7 +517,9 @@ class CartesianRDD(RDD[tuple[Any, Any]]):
 
 class _ZippedRDD(RDD[tuple[Any, Any]]):
     def __init__(self, a: RDD[Any], b: RDD[Any]) -> None:
-        super().__init__(a.ctx, [OneToOneDependency(a), OneToOneDependency(b)], a.getNumPartitions())
+        super().__init__(
+            a.ctx, [OneToOneDependency(a), OneToOneDependency(b)], a.getNumPartitions()
+        )
 
     def compute(self, split: int, tctx: TaskContext) -> Iterator[tuple[Any, Any]]:
         left = list(self._deps[0].rdd.iterator(split, tctx))

@@ -16,7 +16,8 @@ Contract, which ``tests/executor/test_contract.py`` checks for every backend:
   ``remove_blocks`` or the executor's death, and other executors can fetch them.
 * ``kill_task`` interrupts a task that is running or queued on its executor; the task answers
   ``TaskFailed`` with ``killed=True`` (or its normal outcome if it finished first).
-* Threading: ``launch``/``kill_task``/``remove_blocks``/``forget_stages``/``kill_executor`` may be called from
+* Threading: ``launch``/``kill_task``/``remove_blocks``/``forget_stages``/``kill_executor``
+  may be called from
   the runner thread only; ``events`` is filled from backend threads.
 """
 

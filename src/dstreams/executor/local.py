@@ -1,6 +1,7 @@
 """``local[N]``: N long-lived worker processes on this machine (the default backend).
 
-The driver listens on a Unix-domain socket (no Nagle delays, cheaper than TCP on one machine); each worker (``python -m dstreams.executor.worker``)
+The driver listens on a Unix-domain socket (no Nagle delays, cheaper than TCP on one
+machine); each worker (``python -m dstreams.executor.worker``)
 connects back with a shared secret, announces its block-server address, and then takes tasks
 over that one connection. One reader thread per worker turns replies into scheduler events.
 

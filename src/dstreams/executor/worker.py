@@ -189,8 +189,9 @@ class Worker:
             raise TaskKilledError(f"task {running} was killed by the driver")
 
     def _killed_error(self, spec: TaskSpec) -> TaskError:
-        return TaskError(spec.task_id, self.executor_id, "TaskKilledError", "killed", "",
-                         killed=True)
+        return TaskError(
+            spec.task_id, self.executor_id, "TaskKilledError", "killed", "", killed=True
+        )
 
     def _stage_payload(self, stage_id: int, payload: bytes) -> None:
         self._payloads[stage_id] = payload
@@ -240,7 +241,7 @@ class Worker:
         except TaskKilledError:
             self._killed.discard(spec.task_id)
             return ("failed", self._killed_error(spec))
-        except BaseException as e:  # noqa: BLE001 - every failure goes back to the driver
+        except BaseException as e:
             return ("failed", self._error(spec, e, tctx, None))
         finally:
             self._running = None

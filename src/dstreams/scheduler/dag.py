@@ -473,9 +473,7 @@ class DAGScheduler:
         if abort:
             self._fail_into(actions, _task_failed_error(stage, part, tsm, err))
 
-    def _on_fetch_failed(
-        self, stage: Stage, failed: tuple[str, int], actions: list[Any]
-    ) -> None:
+    def _on_fetch_failed(self, stage: Stage, failed: tuple[str, int], actions: list[Any]) -> None:
         eid, shuffle_id = failed
         outs = self.map_outputs.get(shuffle_id)
         if outs is not None:
@@ -595,7 +593,7 @@ def _task_failed_error(
             import pickle
 
             cause = pickle.loads(err.exc_pickle)
-        except Exception:
+        except Exception:  # noqa: BLE001 - an exception that cannot be rebuilt here
             cause = None
     n = tsm.failures.get(part, 0) if part is not None else 0
     msg = (

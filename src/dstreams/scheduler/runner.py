@@ -71,7 +71,9 @@ class JobRunner:
         """Queue an RDD/shuffle removal (thread-safe; applied by the runner thread)."""
         self._cleanups.append(item)
 
-    def run_job(self, rdd: RDD[Any], func: Callable[[Any], Any], partitions: list[int]) -> list[Any]:
+    def run_job(
+        self, rdd: RDD[Any], func: Callable[[Any], Any], partitions: list[int]
+    ) -> list[Any]:
         """Compute ``func(iterator)`` for each partition; results in the order given."""
         with self._lock:
             self._drain()
@@ -159,5 +161,3 @@ class JobRunner:
         with self._lock:
             if self.dag.job is not None:
                 self.dag.abort_job("the Context was stopped")
-
-

@@ -6,7 +6,8 @@ output, and ``("rdd", rdd_id, split)`` for a cached partition. Values are pickle
 reader always gets fresh objects, so a user function that mutates its input cannot corrupt a
 block), except cached partitions persisted with a ``deserialized`` storage level.
 
-Each worker runs a :class:`BlockServer` on a Unix-domain socket; peers fetch many blocks in one round trip
+Each worker runs a :class:`BlockServer` on a Unix-domain socket; peers fetch many blocks in
+one round trip
 with :class:`BlockClient`, which keeps one authenticated connection per peer.
 """
 

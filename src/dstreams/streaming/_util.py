@@ -24,8 +24,10 @@ def to_ms(seconds: float, what: str = "duration") -> int:
         ValueError: ``seconds`` is not positive.
     """
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
-        raise TypeError(f"{what} must be a number of seconds (int or float), "
-                        f"got {seconds!r} of type {type(seconds).__name__}")
+        raise TypeError(
+            f"{what} must be a number of seconds (int or float), "
+            f"got {seconds!r} of type {type(seconds).__name__}"
+        )
     ms = round(seconds * 1000)
     if ms <= 0:
         raise ValueError(f"{what} must be a positive number of seconds, got {seconds!r}")
@@ -33,7 +35,7 @@ def to_ms(seconds: float, what: str = "duration") -> int:
 
 
 def fmt_ms(ms: int) -> str:
-    """Render milliseconds the way users wrote them: ``2000`` -> ``"2s"``, ``250`` -> ``"0.25s"``."""
+    """Render milliseconds as users write them: ``2000`` -> ``"2s"``, ``250`` -> ``"0.25s"``."""
     return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms / 1000:g}s"
 
 

@@ -88,8 +88,10 @@ class ManualClock:
     def advance(self, timeToAdd: int) -> None:
         """Move the clock forward by ``timeToAdd`` ms and wake every waiter."""
         if timeToAdd < 0:
-            raise ValueError(f"cannot move a ManualClock backwards (timeToAdd={timeToAdd}); "
-                             "use setTime() to set an absolute time")
+            raise ValueError(
+                f"cannot move a ManualClock backwards (timeToAdd={timeToAdd}); "
+                "use setTime() to set an absolute time"
+            )
         with self._cond:
             self._time += int(timeToAdd)
             self._cond.notify_all()

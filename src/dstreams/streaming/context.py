@@ -54,7 +54,9 @@ def _parse_ms(value: Any, key: str) -> int:
     try:
         return int(float(text))
     except ValueError:
-        raise ValueError(f"config {key}={value!r} is not a duration; use e.g. '200ms' or '2s'") from None
+        raise ValueError(
+            f"config {key}={value!r} is not a duration; use e.g. '200ms' or '2s'"
+        ) from None
 
 
 class StreamingContext:
@@ -75,14 +77,24 @@ class StreamingContext:
     _activeContext: ClassVar[StreamingContext | None] = None
     _class_lock: ClassVar[threading.RLock] = threading.RLock()
 
-    def __init__(self, sparkContext: Any, batchDuration: float | None = None, jssc: Any = None,
-                 *, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        sparkContext: Any,
+        batchDuration: float | None = None,
+        jssc: Any = None,
+        *,
+        clock: Clock | None = None,
+    ) -> None:
         if jssc is not None:
-            raise ValueError("jssc is a PySpark/JVM detail and is not supported; pass "
-                             "StreamingContext(sparkContext, batchDuration)")
+            raise ValueError(
+                "jssc is a PySpark/JVM detail and is not supported; pass "
+                "StreamingContext(sparkContext, batchDuration)"
+            )
         if batchDuration is None:
-            raise ValueError("batchDuration is required: StreamingContext(sc, batchDuration) "
-                             "with the batch interval in seconds")
+            raise ValueError(
+                "batchDuration is required: StreamingContext(sc, batchDuration) "
+                "with the batch interval in seconds"
+            )
         self._sc = sparkContext
         self._batch_ms = to_ms(batchDuration, "batchDuration")
         self._clock: Clock = clock if clock is not None else self._conf_clock()
@@ -92,8 +104,11 @@ class StreamingContext:
         self._bus = ListenerBus()
         self._waiter = ContextWaiter()
         self._receiver_tracker = ReceiverTracker(
-            self._clock, self._bus, self._conf_ms("dstreams.streaming.blockInterval"),
-            self._conf_ms("dstreams.streaming.receiverRestartDelay"))
+            self._clock,
+            self._bus,
+            self._conf_ms("dstreams.streaming.blockInterval"),
+            self._conf_ms("dstreams.streaming.receiverRestartDelay"),
+        )
         self._scheduler = JobScheduler(self)
         self._generator = JobGenerator(self)
         self._start_ms: int | None = None
@@ -124,12 +139,16 @@ class StreamingContext:
             return ManualClock()
         if kind in ("", "system"):
             return SystemClock()
-        raise ValueError(f"dstreams.streaming.clock={kind!r} is not a clock; use 'system' or 'manual'")
+        raise ValueError(
+            f"dstreams.streaming.clock={kind!r} is not a clock; use 'system' or 'manual'"
+        )
 
     # ------------------------------------------------------------ constructors
 
     @classmethod
-    def getOrCreate(cls, checkpointPath: str, setupFunc: Callable[[], StreamingContext]) -> StreamingContext:
+    def getOrCreate(
+        cls, checkpointPath: str, setupFunc: Callable[[], StreamingContext]
+    ) -> StreamingContext:
         """Create a context with ``setupFunc()`` and set its checkpoint directory.
 
         Recovering a driver from checkpoint data comes in a later issue: for now
@@ -147,8 +166,9 @@ class StreamingContext:
             return cls._activeContext
 
     @classmethod
-    def getActiveOrCreate(cls, checkpointPath: str | None,
-                          setupFunc: Callable[[], StreamingContext]) -> StreamingContext:
+    def getActiveOrCreate(
+        cls, checkpointPath: str | None, setupFunc: Callable[[], StreamingContext]
+    ) -> StreamingContext:
         """Return the active context, or create one (``getOrCreate`` or ``setupFunc()``)."""
         if setupFunc is None:
             raise ValueError("setupFunc cannot be None")
@@ -178,12 +198,16 @@ class StreamingContext:
 
     def _check_can_add_stream(self) -> None:
         if self._state == ACTIVE:
-            raise RuntimeError("Adding new inputs, transformations, and output operations after "
-                               "starting a context is not supported; build the whole graph "
-                               "before StreamingContext.start()")
+            raise RuntimeError(
+                "Adding new inputs, transformations, and output operations after "
+                "starting a context is not supported; build the whole graph "
+                "before StreamingContext.start()"
+            )
         if self._state == STOPPED:
-            raise RuntimeError("Adding new inputs, transformations, and output operations after "
-                               "stopping a context is not supported; create a new StreamingContext")
+            raise RuntimeError(
+                "Adding new inputs, transformations, and output operations after "
+                "stopping a context is not supported; create a new StreamingContext"
+            )
 
     def start(self) -> None:
         """Start the execution of the streams (first batch at the next batch boundary)."""
@@ -195,8 +219,10 @@ class StreamingContext:
                 raise RuntimeError("StreamingContext has already been stopped; create a new one")
             active = StreamingContext._activeContext
             if active is not None and active is not self:
-                raise RuntimeError("Only one StreamingContext may be started in this process; "
-                                   "stop the active one first (StreamingContext.getActive().stop())")
+                raise RuntimeError(
+                    "Only one StreamingContext may be started in this process; "
+                    "stop the active one first (StreamingContext.getActive().stop())"
+                )
             first = self._generator.timer.start_time()
             self._graph.start(first - self._batch_ms)
             self._start_ms = first
@@ -236,8 +262,9 @@ class StreamingContext:
     def _stop_running(self, graceful: bool) -> None:
         if graceful:
             self._receiver_tracker.stop_receivers()
-            timeout_ms = self._conf_int("dstreams.streaming.gracefulStopTimeout",
-                                        10 * self._batch_ms)
+            timeout_ms = self._conf_int(
+                "dstreams.streaming.gracefulStopTimeout", 10 * self._batch_ms
+            )
             self._wait_drained(timeout_ms / 1000.0)
         self._generator.stop()
         self._scheduler.stop(drop_pending=not graceful)
@@ -295,7 +322,9 @@ class StreamingContext:
             raise ValueError(f"recordLength must be a positive int, got {recordLength!r}")
         return FileInputDStream(self, directory, recordLength)
 
-    def queueStream(self, rdds: list[Any], oneAtATime: bool = True, default: Any = None) -> DStream[Any]:
+    def queueStream(
+        self, rdds: list[Any], oneAtATime: bool = True, default: Any = None
+    ) -> DStream[Any]:
         """Stream a queue of RDDs (or lists): one per batch, or all at once.
 
         When the queue is empty each batch gets ``default`` (an RDD or list), or an
@@ -312,7 +341,9 @@ class StreamingContext:
 
     # ---------------------------------------------------------------- combining
 
-    def transform(self, dstreams: list[DStream[Any]], transformFunc: Callable[[list[Any]], Any]) -> DStream[Any]:
+    def transform(
+        self, dstreams: list[DStream[Any]], transformFunc: Callable[[list[Any]], Any]
+    ) -> DStream[Any]:
         """Return a stream whose RDD is ``transformFunc([rdd of each stream])``."""
         from dstreams.streaming.operators.mapped import MultiTransformedDStream
 

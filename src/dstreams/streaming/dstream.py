@@ -103,8 +103,10 @@ class DStream(Generic[T]):
     def _initialize(self, zero_ms: int) -> None:
         """Set the zero time, default checkpoint interval and remember duration (Spark's rules)."""
         if self._zero_ms is not None and self._zero_ms != zero_ms:
-            raise ValueError(f"{self!r} was initialized with zero time {self._zero_ms} ms "
-                             f"and cannot be re-initialized with {zero_ms} ms")
+            raise ValueError(
+                f"{self!r} was initialized with zero time {self._zero_ms} ms "
+                f"and cannot be re-initialized with {zero_ms} ms"
+            )
         self._zero_ms = zero_ms
         slide = self._slide_ms
         if self._must_checkpoint and self._checkpoint_ms is None:
@@ -120,7 +122,9 @@ class DStream(Generic[T]):
 
     def _remember(self, duration_ms: int | None) -> None:
         """Keep generated RDDs for at least ``duration_ms``; propagate to parents."""
-        if duration_ms is not None and (self._remember_ms is None or duration_ms > self._remember_ms):
+        if duration_ms is not None and (
+            self._remember_ms is None or duration_ms > self._remember_ms
+        ):
             self._remember_ms = duration_ms
         for dep in self._dependencies:
             dep._remember(self._parent_remember_ms)
@@ -131,7 +135,8 @@ class DStream(Generic[T]):
             raise ValueError(
                 f"{type(self).__name__} (created by {self._op_name()}) checkpoints its RDDs every "
                 f"{fmt_ms(self._checkpoint_ms)}, but the checkpoint directory has not been set. "
-                "Please set it by StreamingContext.checkpoint(directory).")
+                "Please set it by StreamingContext.checkpoint(directory)."
+            )
         for dep in self._dependencies:
             dep._validate_at_start()
 
@@ -140,7 +145,9 @@ class DStream(Generic[T]):
 
     def _is_time_valid(self, time_ms: int) -> bool:
         if self._zero_ms is None:
-            raise RuntimeError(f"{self!r} has not been initialized; start the StreamingContext first")
+            raise RuntimeError(
+                f"{self!r} has not been initialized; start the StreamingContext first"
+            )
         return time_ms > self._zero_ms and (time_ms - self._zero_ms) % self._slide_ms == 0
 
     def _get_or_compute(self, time_ms: int) -> Any:
@@ -166,7 +173,9 @@ class DStream(Generic[T]):
         """Return the RDDs at every valid time in ``[from_ms, to_ms_]`` (aligned down)."""
         zero, slide = self._zero_ms, self._slide_ms
         if zero is None:
-            raise RuntimeError(f"{self!r} has not been initialized; slice() needs a started context")
+            raise RuntimeError(
+                f"{self!r} has not been initialized; slice() needs a started context"
+            )
         to_aligned = to_ms_ - (to_ms_ - zero) % slide
         from_aligned = from_ms - (from_ms - zero) % slide
         out = []
@@ -193,16 +202,20 @@ class DStream(Generic[T]):
         parent = self._slide_ms
         window_ms = to_ms(window, "windowDuration")
         if window_ms % parent != 0:
-            raise ValueError(f"windowDuration {fmt_ms(window_ms)} must be a multiple of the parent "
-                             f"DStream's slide duration {fmt_ms(parent)}; pick a window that is "
-                             f"a whole number of {fmt_ms(parent)} intervals")
+            raise ValueError(
+                f"windowDuration {fmt_ms(window_ms)} must be a multiple of the parent "
+                f"DStream's slide duration {fmt_ms(parent)}; pick a window that is "
+                f"a whole number of {fmt_ms(parent)} intervals"
+            )
         slide_ms = None
         if slide:
             slide_ms = to_ms(slide, "slideDuration")
             if slide_ms % parent != 0:
-                raise ValueError(f"slideDuration {fmt_ms(slide_ms)} must be a multiple of the parent "
-                                 f"DStream's slide duration {fmt_ms(parent)}; pick a slide that is "
-                                 f"a whole number of {fmt_ms(parent)} intervals")
+                raise ValueError(
+                    f"slideDuration {fmt_ms(slide_ms)} must be a multiple of the parent "
+                    f"DStream's slide duration {fmt_ms(parent)}; pick a slide that is "
+                    f"a whole number of {fmt_ms(parent)} intervals"
+                )
         return window_ms, slide_ms
 
     def _register_output(self, func: Callable[[datetime, Any], Any], name: str) -> None:
@@ -228,7 +241,9 @@ class DStream(Generic[T]):
 
         return self.mapPartitions(func, True)
 
-    def flatMap(self, f: Callable[[T], Iterable[U]], preservesPartitioning: bool = False) -> DStream[U]:
+    def flatMap(
+        self, f: Callable[[T], Iterable[U]], preservesPartitioning: bool = False
+    ) -> DStream[U]:
         """Apply ``f`` to every element and flatten the results."""
 
         def func(s: int, iterator: Iterable[T]) -> Iterator[U]:
@@ -248,8 +263,9 @@ class DStream(Generic[T]):
 
         return self.mapPartitions(func, preservesPartitioning)
 
-    def mapPartitions(self, f: Callable[[Iterable[T]], Iterable[U]],
-                      preservesPartitioning: bool = False) -> DStream[U]:
+    def mapPartitions(
+        self, f: Callable[[Iterable[T]], Iterable[U]], preservesPartitioning: bool = False
+    ) -> DStream[U]:
         """Apply ``f`` to each partition of each RDD."""
 
         def func(s: int, iterator: Iterable[T]) -> Iterable[U]:
@@ -257,8 +273,9 @@ class DStream(Generic[T]):
 
         return self.mapPartitionsWithIndex(func, preservesPartitioning)
 
-    def mapPartitionsWithIndex(self, f: Callable[[int, Iterable[T]], Iterable[U]],
-                               preservesPartitioning: bool = False) -> DStream[U]:
+    def mapPartitionsWithIndex(
+        self, f: Callable[[int, Iterable[T]], Iterable[U]], preservesPartitioning: bool = False
+    ) -> DStream[U]:
         """Apply ``f(partitionIndex, iterator)`` to each partition of each RDD."""
         return self.transform(lambda rdd: rdd.mapPartitionsWithIndex(f, preservesPartitioning))
 
@@ -275,8 +292,9 @@ class DStream(Generic[T]):
         keyed: DStream[Any] = self.map(lambda x: (None, x))
         return keyed.reduceByKey(func, 1).map(lambda x: x[1])
 
-    def reduceByKey(self, func: Callable[[Any, Any], Any],
-                    numPartitions: int | None = None) -> DStream[Any]:
+    def reduceByKey(
+        self, func: Callable[[Any, Any], Any], numPartitions: int | None = None
+    ) -> DStream[Any]:
         """Merge the values of each key in each batch with ``func``."""
         if numPartitions is None:
             numPartitions = self._sc.defaultParallelism
@@ -285,9 +303,13 @@ class DStream(Generic[T]):
         # reduceByKey is its fastest shuffle path.
         return self.transform(lambda rdd: rdd.reduceByKey(func, n))
 
-    def combineByKey(self, createCombiner: Callable[[Any], Any], mergeValue: Callable[[Any, Any], Any],
-                     mergeCombiners: Callable[[Any, Any], Any],
-                     numPartitions: int | None = None) -> DStream[Any]:
+    def combineByKey(
+        self,
+        createCombiner: Callable[[Any], Any],
+        mergeValue: Callable[[Any, Any], Any],
+        mergeCombiners: Callable[[Any, Any], Any],
+        numPartitions: int | None = None,
+    ) -> DStream[Any]:
         """Combine the values of each key in each batch (``RDD.combineByKey``)."""
         if numPartitions is None:
             numPartitions = self._sc.defaultParallelism
@@ -297,7 +319,9 @@ class DStream(Generic[T]):
 
         return self.transform(func)
 
-    def partitionBy(self, numPartitions: int, partitionFunc: Callable[[Any], int] | None = None) -> DStream[T]:
+    def partitionBy(
+        self, numPartitions: int, partitionFunc: Callable[[Any], int] | None = None
+    ) -> DStream[T]:
         """Partition each RDD by key into ``numPartitions`` partitions."""
         if partitionFunc is None:
             from dstreams.hashing import portable_hash
@@ -374,12 +398,15 @@ class DStream(Generic[T]):
             def func(_t: datetime, rdd: Any) -> Any:
                 return old(rdd)
         elif arity not in (2, -1):
-            raise ValueError(f"transform() takes func(rdd) or func(time, rdd); {func!r} takes "
-                             f"{arity} positional arguments")
+            raise ValueError(
+                f"transform() takes func(rdd) or func(time, rdd); {func!r} takes "
+                f"{arity} positional arguments"
+            )
         return TransformedDStream(self, func)
 
-    def transformWith(self, func: Callable[..., Any], other: DStream[Any],
-                      keepSerializer: bool = False) -> DStream[Any]:
+    def transformWith(
+        self, func: Callable[..., Any], other: DStream[Any], keepSerializer: bool = False
+    ) -> DStream[Any]:
         """Combine this stream with ``other``: ``func(rdd_a, rdd_b)`` or ``func(time, a, b)``."""
         from dstreams.streaming.operators.mapped import TransformedDStreamWithTwo
 
@@ -390,8 +417,10 @@ class DStream(Generic[T]):
             def func(_t: datetime, a: Any, b: Any) -> Any:
                 return old(a, b)
         elif arity not in (3, -1):
-            raise ValueError(f"transformWith() takes func(a, b) or func(time, a, b); {func!r} "
-                             f"takes {arity} positional arguments")
+            raise ValueError(
+                f"transformWith() takes func(a, b) or func(time, a, b); {func!r} "
+                f"takes {arity} positional arguments"
+            )
         return TransformedDStreamWithTwo(self, other, func)
 
     def repartition(self, numPartitions: int) -> DStream[T]:
@@ -403,9 +432,11 @@ class DStream(Generic[T]):
     def union(self, other: DStream[U]) -> DStream[T | U]:
         """Union each batch of this stream with the same batch of ``other``."""
         if self._slide_ms != other._slide_ms:
-            raise ValueError(f"the two DStreams should have the same slide duration, got "
-                             f"{fmt_ms(self._slide_ms)} and {fmt_ms(other._slide_ms)}; "
-                             "window one of them so the slides match")
+            raise ValueError(
+                f"the two DStreams should have the same slide duration, got "
+                f"{fmt_ms(self._slide_ms)} and {fmt_ms(other._slide_ms)}; "
+                "window one of them so the slides match"
+            )
         return self.transformWith(lambda a, b: a.union(b), other, True)
 
     def cogroup(self, other: DStream[Any], numPartitions: int | None = None) -> DStream[Any]:
@@ -448,6 +479,7 @@ class DStream(Generic[T]):
 
             def func(_t: datetime, rdd: Any) -> Any:
                 return old(rdd)
+
         self._register_output(func, "foreachRDD")
 
     def pprint(self, num: int = 10) -> None:
@@ -491,41 +523,61 @@ class DStream(Generic[T]):
         window_ms, slide_ms = self._validate_window_param(windowDuration, slideDuration)
         return WindowedDStream(self, window_ms, slide_ms or self._slide_ms)
 
-    def reduceByWindow(self, reduceFunc: Callable[[T, T], T], invReduceFunc: Callable[[T, T], T] | None,
-                       windowDuration: float, slideDuration: float) -> DStream[T]:
+    def reduceByWindow(
+        self,
+        reduceFunc: Callable[[T, T], T],
+        invReduceFunc: Callable[[T, T], T] | None,
+        windowDuration: float,
+        slideDuration: float,
+    ) -> DStream[T]:
         """Reduce each window to one element (incrementally when ``invReduceFunc`` is given)."""
         keyed = self.map(lambda x: (1, x))
-        reduced = keyed.reduceByKeyAndWindow(reduceFunc, invReduceFunc, windowDuration,
-                                             slideDuration, 1)
+        reduced = keyed.reduceByKeyAndWindow(
+            reduceFunc, invReduceFunc, windowDuration, slideDuration, 1
+        )
         return reduced.map(lambda kv: kv[1])
 
     def countByWindow(self, windowDuration: float, slideDuration: float) -> DStream[int]:
         """Count the elements in each window (needs a checkpoint directory)."""
-        return self.map(lambda x: 1).reduceByWindow(operator.add, operator.sub, windowDuration,
-                                                    slideDuration)
+        return self.map(lambda x: 1).reduceByWindow(
+            operator.add, operator.sub, windowDuration, slideDuration
+        )
 
-    def countByValueAndWindow(self, windowDuration: float, slideDuration: float,
-                              numPartitions: int | None = None) -> DStream[tuple[T, int]]:
+    def countByValueAndWindow(
+        self, windowDuration: float, slideDuration: float, numPartitions: int | None = None
+    ) -> DStream[tuple[T, int]]:
         """Count each distinct element in each window (needs a checkpoint directory)."""
         keyed = self.map(lambda x: (x, 1))
-        counted = keyed.reduceByKeyAndWindow(operator.add, operator.sub, windowDuration,
-                                             slideDuration, numPartitions)
+        counted = keyed.reduceByKeyAndWindow(
+            operator.add, operator.sub, windowDuration, slideDuration, numPartitions
+        )
         return counted.filter(lambda kv: kv[1] > 0)
 
-    def groupByKeyAndWindow(self, windowDuration: float, slideDuration: float,
-                            numPartitions: int | None = None) -> DStream[Any]:
+    def groupByKeyAndWindow(
+        self, windowDuration: float, slideDuration: float, numPartitions: int | None = None
+    ) -> DStream[Any]:
         """Group the values of each key in each window (needs a checkpoint directory)."""
         ls: DStream[Any] = self.mapValues(lambda x: [x])
-        grouped = ls.reduceByKeyAndWindow(lambda a, b: a.extend(b) or a, lambda a, b: a[len(b):],
-                                          windowDuration, slideDuration, numPartitions)
+        grouped = ls.reduceByKeyAndWindow(
+            lambda a, b: a.extend(b) or a,
+            lambda a, b: a[len(b) :],
+            windowDuration,
+            slideDuration,
+            numPartitions,
+        )
         from dstreams.core.pairs import ResultIterable
 
         return grouped.mapValues(ResultIterable)
 
-    def reduceByKeyAndWindow(self, func: Callable[[V, V], V], invFunc: Callable[[V, V], V] | None,
-                             windowDuration: float, slideDuration: float | None = None,
-                             numPartitions: int | None = None,
-                             filterFunc: Callable[[tuple[Any, V]], bool] | None = None) -> DStream[Any]:
+    def reduceByKeyAndWindow(
+        self,
+        func: Callable[[V, V], V],
+        invFunc: Callable[[V, V], V] | None,
+        windowDuration: float,
+        slideDuration: float | None = None,
+        numPartitions: int | None = None,
+        filterFunc: Callable[[tuple[Any, V]], bool] | None = None,
+    ) -> DStream[Any]:
         """Reduce the values of each key over a sliding window.
 
         With ``invFunc`` the window is updated incrementally when it spans at least
@@ -543,12 +595,23 @@ class DStream(Generic[T]):
         if invFunc:
             from dstreams.streaming.operators.windowed import ReducedWindowedDStream
 
-            return ReducedWindowedDStream(reduced, func, invFunc, window_ms,
-                                          slide_ms or self._slide_ms, numPartitions, filterFunc)
+            return ReducedWindowedDStream(
+                reduced,
+                func,
+                invFunc,
+                window_ms,
+                slide_ms or self._slide_ms,
+                numPartitions,
+                filterFunc,
+            )
         return reduced.window(windowDuration, slideDuration).reduceByKey(func, numPartitions)
 
-    def updateStateByKey(self, updateFunc: Callable[[list[Any], Any], Any],
-                         numPartitions: int | None = None, initialRDD: Any = None) -> DStream[Any]:
+    def updateStateByKey(
+        self,
+        updateFunc: Callable[[list[Any], Any], Any],
+        numPartitions: int | None = None,
+        initialRDD: Any = None,
+    ) -> DStream[Any]:
         """Keep per-key state: ``updateFunc(newValues, oldState) -> newState or None``.
 
         ``updateFunc`` runs every batch for every key with state or new values

@@ -65,8 +65,10 @@ class DStreamGraph:
         """Initialize every stream at ``zero_ms``, validate, and start the inputs."""
         with self._lock:
             if not self.outputs:
-                raise ValueError("No output operations registered, so nothing to execute; add "
-                                 "one (pprint, foreachRDD, saveAsTextFiles) before start()")
+                raise ValueError(
+                    "No output operations registered, so nothing to execute; add "
+                    "one (pprint, foreachRDD, saveAsTextFiles) before start()"
+                )
             self.zero_ms = zero_ms
             for out in self.outputs:
                 out._initialize(zero_ms)

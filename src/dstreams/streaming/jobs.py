@@ -95,8 +95,9 @@ class RecurringTimer:
 
     def start(self, first_ms: int) -> None:
         """Start ticking at ``first_ms``."""
-        self._thread = threading.Thread(target=self._run, args=(first_ms,), name=self.name,
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, args=(first_ms,), name=self.name, daemon=True
+        )
         self._thread.start()
 
     def _run(self, next_ms: int) -> None:
@@ -148,8 +149,14 @@ class JobSet:
 
     def info(self) -> BatchInfo:
         """Return the listener view of this job set."""
-        return BatchInfo(self.time_ms, self.input_infos, self.submitted_ms, self.started_ms,
-                         self.ended_ms, self.outputs)
+        return BatchInfo(
+            self.time_ms,
+            self.input_infos,
+            self.submitted_ms,
+            self.started_ms,
+            self.ended_ms,
+            self.outputs,
+        )
 
 
 class JobGenerator:
@@ -157,8 +164,9 @@ class JobGenerator:
 
     def __init__(self, ssc: StreamingContext) -> None:
         self.ssc = ssc
-        self.timer = RecurringTimer(ssc._clock, ssc._batch_ms, self._post_generate,
-                                    "JobGenerator-timer")
+        self.timer = RecurringTimer(
+            ssc._clock, ssc._batch_ms, self._post_generate, "JobGenerator-timer"
+        )
         self._events: queue.Queue[_Event] = queue.Queue()
         self._thread: threading.Thread | None = None
         self.last_generated_ms: int | None = None
@@ -208,8 +216,9 @@ class JobGenerator:
             ssc._scheduler.report_error(f"Error generating jobs for time {time_ms} ms", e)
             ssc._scheduler.submit(JobSet(time_ms, [], {}))  # completes in batch order
             return
-        infos = {inp.id: StreamInputInfo(inp.id, inp._num_records(time_ms))
-                 for inp in ssc._graph.inputs}
+        infos = {
+            inp.id: StreamInputInfo(inp.id, inp._num_records(time_ms)) for inp in ssc._graph.inputs
+        }
         ssc._scheduler.submit(JobSet(time_ms, jobs, infos))
 
     def stop(self) -> None:
@@ -285,8 +294,9 @@ class JobScheduler:
 
     def _run_job(self, job_set: JobSet, job: GeneratedJob) -> None:
         clock, bus = self.ssc._clock, self.ssc._bus
-        info = OutputOperationInfo(job.time_ms, job.output_id, job.name, job.name,
-                                   clock.getTimeMillis())
+        info = OutputOperationInfo(
+            job.time_ms, job.output_id, job.name, job.name, clock.getTimeMillis()
+        )
         job_set.outputs[job.output_id] = info
         bus.post(StreamingListenerOutputOperationStarted(info))
         failure = None
@@ -295,8 +305,15 @@ class JobScheduler:
         except Exception as e:  # noqa: BLE001 - fails this batch only
             failure = f"{type(e).__name__}: {e}"
             self.report_error(f"Error running job {job}", e)
-        info = OutputOperationInfo(job.time_ms, job.output_id, job.name, job.name,
-                                   info.startTime(), clock.getTimeMillis(), failure)
+        info = OutputOperationInfo(
+            job.time_ms,
+            job.output_id,
+            job.name,
+            job.name,
+            info.startTime(),
+            clock.getTimeMillis(),
+            failure,
+        )
         job_set.outputs[job.output_id] = info
         bus.post(StreamingListenerOutputOperationCompleted(info))
 
@@ -319,7 +336,8 @@ class JobScheduler:
         """Block until batch ``time_ms`` finished; False on timeout."""
         with self._cond:
             return self._cond.wait_for(
-                lambda: self._done_ms is not None and self._done_ms >= time_ms, timeout)
+                lambda: self._done_ms is not None and self._done_ms >= time_ms, timeout
+            )
 
     def is_idle(self) -> bool:
         """Return True when no job set is queued or running."""

@@ -93,8 +93,16 @@ class StreamInputInfo:
 class OutputOperationInfo:
     """One output operation of one batch (``JavaOutputOperationInfo``)."""
 
-    def __init__(self, batchTime: int, id: int, name: str, description: str,
-                 startTime: int = -1, endTime: int = -1, failureReason: str | None = None) -> None:
+    def __init__(
+        self,
+        batchTime: int,
+        id: int,
+        name: str,
+        description: str,
+        startTime: int = -1,
+        endTime: int = -1,
+        failureReason: str | None = None,
+    ) -> None:
         self._batch = Time(batchTime)
         self._id = id
         self._name = name
@@ -139,10 +147,15 @@ class OutputOperationInfo:
 class BatchInfo:
     """One batch's timings and sizes (``JavaBatchInfo``); unknown values are -1."""
 
-    def __init__(self, batchTime: int, streamIdToInputInfo: dict[int, StreamInputInfo],
-                 submissionTime: int, processingStartTime: int = -1,
-                 processingEndTime: int = -1,
-                 outputOperationInfos: dict[int, OutputOperationInfo] | None = None) -> None:
+    def __init__(
+        self,
+        batchTime: int,
+        streamIdToInputInfo: dict[int, StreamInputInfo],
+        submissionTime: int,
+        processingStartTime: int = -1,
+        processingEndTime: int = -1,
+        outputOperationInfos: dict[int, OutputOperationInfo] | None = None,
+    ) -> None:
         self._batch = Time(batchTime)
         self._inputs = dict(streamIdToInputInfo)
         self._submitted = submissionTime
@@ -192,19 +205,37 @@ class BatchInfo:
         return dict(self._outputs)
 
     def __repr__(self) -> str:
-        return (f"BatchInfo(batchTime={self._batch!r}, numRecords={self.numRecords()}, "
-                f"schedulingDelay={self.schedulingDelay()}, "
-                f"processingDelay={self.processingDelay()})")
+        return (
+            f"BatchInfo(batchTime={self._batch!r}, numRecords={self.numRecords()}, "
+            f"schedulingDelay={self.schedulingDelay()}, "
+            f"processingDelay={self.processingDelay()})"
+        )
 
 
 class ReceiverInfo:
     """A receiver's state (``JavaReceiverInfo``)."""
 
-    def __init__(self, streamId: int, name: str, active: bool, location: str = "driver",
-                 executorId: str = "driver", lastErrorMessage: str = "", lastError: str = "",
-                 lastErrorTime: int = -1) -> None:
-        self._fields = (streamId, name, active, location, executorId, lastErrorMessage,
-                        lastError, lastErrorTime)
+    def __init__(
+        self,
+        streamId: int,
+        name: str,
+        active: bool,
+        location: str = "driver",
+        executorId: str = "driver",
+        lastErrorMessage: str = "",
+        lastError: str = "",
+        lastErrorTime: int = -1,
+    ) -> None:
+        self._fields = (
+            streamId,
+            name,
+            active,
+            location,
+            executorId,
+            lastErrorMessage,
+            lastError,
+            lastErrorTime,
+        )
 
     def streamId(self) -> int:
         """Return the id of the receiver's input stream."""
@@ -348,11 +379,13 @@ class StreamingListener:
         """Called when a batch's processing has completed."""
 
     def onOutputOperationStarted(
-            self, outputOperationStarted: StreamingListenerOutputOperationStarted) -> None:
+        self, outputOperationStarted: StreamingListenerOutputOperationStarted
+    ) -> None:
         """Called when an output operation's job has started."""
 
     def onOutputOperationCompleted(
-            self, outputOperationCompleted: StreamingListenerOutputOperationCompleted) -> None:
+        self, outputOperationCompleted: StreamingListenerOutputOperationCompleted
+    ) -> None:
         """Called when an output operation's job has completed."""
 
 

@@ -94,8 +94,9 @@ class Receiver:
 class BlockGenerator:
     """Buffers a receiver's records and cuts them into blocks on the clock."""
 
-    def __init__(self, stream_id: int, clock: Clock, block_interval_ms: int,
-                 tracker: ReceivedBlockTracker) -> None:
+    def __init__(
+        self, stream_id: int, clock: Clock, block_interval_ms: int, tracker: ReceivedBlockTracker
+    ) -> None:
         self.stream_id, self.clock, self.interval = stream_id, clock, block_interval_ms
         self.tracker = tracker
         self._buffer: list[Any] = []
@@ -120,8 +121,9 @@ class BlockGenerator:
 
     def start(self) -> None:
         """Start the block timer thread."""
-        self._thread = threading.Thread(target=self._run, name=f"block-generator-{self.stream_id}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"block-generator-{self.stream_id}", daemon=True
+        )
         self._thread.start()
 
     def _run(self) -> None:
@@ -219,8 +221,14 @@ class ReceivedBlockTracker:
 class _Supervisor:
     """Runs one receiver: start, restart on failure, report to listeners, stop."""
 
-    def __init__(self, receiver: Receiver, generator: BlockGenerator, bus: ListenerBus,
-                 clock: Clock, restart_delay_ms: int) -> None:
+    def __init__(
+        self,
+        receiver: Receiver,
+        generator: BlockGenerator,
+        bus: ListenerBus,
+        clock: Clock,
+        restart_delay_ms: int,
+    ) -> None:
         self.receiver, self.generator, self.bus = receiver, generator, bus
         self.clock, self.restart_delay = clock, restart_delay_ms / 1000.0
         self._stopped = threading.Event()
@@ -231,8 +239,14 @@ class _Supervisor:
 
     def info(self, active: bool) -> ReceiverInfo:
         msg, err, when = self.last_error
-        return ReceiverInfo(self.receiver.streamId, self.receiver.name(), active,
-                            lastErrorMessage=msg, lastError=err, lastErrorTime=when)
+        return ReceiverInfo(
+            self.receiver.streamId,
+            self.receiver.name(),
+            active,
+            lastErrorMessage=msg,
+            lastError=err,
+            lastErrorTime=when,
+        )
 
     def stopped_or_restarting(self) -> bool:
         return self._stopped.is_set() or self._restarting.is_set()
@@ -262,8 +276,9 @@ class _Supervisor:
                 return
             self._restarting.set()
         self.report_error(message, error)
-        threading.Thread(target=self._do_restart, name=f"receiver-restart-{self.receiver.streamId}",
-                         daemon=True).start()
+        threading.Thread(
+            target=self._do_restart, name=f"receiver-restart-{self.receiver.streamId}", daemon=True
+        ).start()
 
     def _do_restart(self) -> None:
         self._call_on_stop()
@@ -288,8 +303,9 @@ class _Supervisor:
 class ReceiverTracker:
     """Starts, supervises and stops every receiver; owns the block tracker."""
 
-    def __init__(self, clock: Clock, bus: ListenerBus, block_interval_ms: int,
-                 restart_delay_ms: int) -> None:
+    def __init__(
+        self, clock: Clock, bus: ListenerBus, block_interval_ms: int, restart_delay_ms: int
+    ) -> None:
         self.clock, self.bus = clock, bus
         self.block_interval, self.restart_delay = block_interval_ms, restart_delay_ms
         self.blocks = ReceivedBlockTracker()

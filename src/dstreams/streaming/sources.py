@@ -81,7 +81,7 @@ class SocketReceiver(Receiver):
             if cut < 0:
                 pending += chunk
                 continue
-            complete, pending = pending + chunk[:cut], chunk[cut + 1:]
+            complete, pending = pending + chunk[:cut], chunk[cut + 1 :]
             text = complete.decode("utf-8", "replace")
             lines = text.split("\n")
             if "\r" in text:

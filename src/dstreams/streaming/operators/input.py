@@ -198,7 +198,9 @@ def read_fixed_records(url: str, length: int) -> Iterator[bytes]:
     with fsspec.open(url, "rb") as f:
         data = f.read()
     if len(data) % length:
-        raise ValueError(f"file {url} has {len(data)} bytes, not a multiple of the record "
-                         f"length {length}; binaryRecordsStream needs fixed-length records")
+        raise ValueError(
+            f"file {url} has {len(data)} bytes, not a multiple of the record "
+            f"length {length}; binaryRecordsStream needs fixed-length records"
+        )
     for i in range(0, len(data), length):
-        yield data[i:i + length]
+        yield data[i : i + length]

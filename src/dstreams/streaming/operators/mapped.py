@@ -28,8 +28,10 @@ __all__ = [
 
 def _check_rdd(result: Any, func: Callable[..., Any]) -> Any:
     if result is not None and not hasattr(result, "mapPartitions"):
-        raise TypeError(f"transform function {func!r} must return an RDD (or None), "
-                        f"got {type(result).__name__}: {result!r:.80}")
+        raise TypeError(
+            f"transform function {func!r} must return an RDD (or None), "
+            f"got {type(result).__name__}: {result!r:.80}"
+        )
     return result
 
 
@@ -72,8 +74,9 @@ class TransformedDStreamWithTwo(DStream[Any]):
     def __init__(self, prev: DStream[Any], other: DStream[Any], func: Callable[..., Any]) -> None:
         super().__init__(prev._ssc)
         if other._ssc is not prev._ssc:
-            raise ValueError("transformWith/union/join need two DStreams of the same "
-                             "StreamingContext")
+            raise ValueError(
+                "transformWith/union/join need two DStreams of the same StreamingContext"
+            )
         self.prev, self.other, self.func = prev, other, func
 
     @property
@@ -115,13 +118,17 @@ class MultiTransformedDStream(DStream[Any]):
         for parent in self.parents:
             rdd = parent._get_or_compute(time_ms)
             if rdd is None:
-                raise RuntimeError(f"couldn't generate an RDD from parent {parent!r} at time "
-                                   f"{time_ms} ms for StreamingContext.transform")
+                raise RuntimeError(
+                    f"couldn't generate an RDD from parent {parent!r} at time "
+                    f"{time_ms} ms for StreamingContext.transform"
+                )
             rdds.append(rdd)
         result = self.func(rdds)
         if result is None:
-            raise TypeError(f"StreamingContext.transform function {self.func!r} returned None "
-                            f"at time {time_ms} ms; it must return an RDD")
+            raise TypeError(
+                f"StreamingContext.transform function {self.func!r} returned None "
+                f"at time {time_ms} ms; it must return an RDD"
+            )
         return _check_rdd(result, self.func)
 
 
@@ -146,8 +153,10 @@ class UnionDStream(DStream[Any]):
         for parent in self.parents:
             rdd = parent._get_or_compute(time_ms)
             if rdd is None:
-                raise RuntimeError(f"could not generate an RDD from parent {parent!r} for "
-                                   f"unifying at time {time_ms} ms")
+                raise RuntimeError(
+                    f"could not generate an RDD from parent {parent!r} for "
+                    f"unifying at time {time_ms} ms"
+                )
             rdds.append(rdd)
         return self._sc.union(rdds) if rdds else None
 
@@ -155,5 +164,7 @@ class UnionDStream(DStream[Any]):
 def _same_slide(parents: list[DStream[Any]], what: str) -> None:
     slides = sorted({p._slide_ms for p in parents})
     if len(slides) > 1:
-        raise ValueError(f"all DStreams given to {what} should have the same slide duration, got "
-                         f"{', '.join(fmt_ms(s) for s in slides)}")
+        raise ValueError(
+            f"all DStreams given to {what} should have the same slide duration, got "
+            f"{', '.join(fmt_ms(s) for s in slides)}"
+        )

@@ -26,7 +26,9 @@ _DASHES = "-------------------------------------------"
 class ForEachDStream(DStream[Any]):
     """Runs ``func(time, rdd)`` on the driver for every RDD of ``parent``."""
 
-    def __init__(self, parent: DStream[Any], func: Callable[[datetime, Any], Any], name: str) -> None:
+    def __init__(
+        self, parent: DStream[Any], func: Callable[[datetime, Any], Any], name: str
+    ) -> None:
         super().__init__(parent._ssc)
         self.parent, self.func, self.name = parent, func, name
 

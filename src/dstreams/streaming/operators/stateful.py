@@ -25,8 +25,13 @@ class StateDStream(DStream[Any]):
 
     _must_checkpoint = True
 
-    def __init__(self, parent: DStream[Any], updateFunc: Callable[[list[Any], Any], Any],
-                 numPartitions: int, initialRDD: Any = None) -> None:
+    def __init__(
+        self,
+        parent: DStream[Any],
+        updateFunc: Callable[[list[Any], Any], Any],
+        numPartitions: int,
+        initialRDD: Any = None,
+    ) -> None:
         from dstreams import StorageLevel
 
         super().__init__(parent._ssc)

@@ -62,9 +62,16 @@ class ReducedWindowedDStream(DStream[Any]):
 
     _must_checkpoint = True
 
-    def __init__(self, reduced: DStream[Any], func: Callable[[Any, Any], Any],
-                 invFunc: Callable[[Any, Any], Any], window_ms: int, slide_ms: int,
-                 numPartitions: int, filterFunc: Callable[[Any], bool] | None) -> None:
+    def __init__(
+        self,
+        reduced: DStream[Any],
+        func: Callable[[Any, Any], Any],
+        invFunc: Callable[[Any, Any], Any],
+        window_ms: int,
+        slide_ms: int,
+        numPartitions: int,
+        filterFunc: Callable[[Any], bool] | None,
+    ) -> None:
         super().__init__(reduced._ssc)
         self.parent, self.window_ms, self.slide_ms_ = reduced, window_ms, slide_ms
         self.func, self.invFunc = func, invFunc
