@@ -331,7 +331,8 @@ class PairsMixin:
         """Inner join: ``(k, (v, w))`` for every matching pair."""
 
         def dispatch(seq: Iterable[tuple[int, Any]]) -> list[tuple[Any, Any]]:
-            vbuf, wbuf = [], []
+            vbuf: list[Any] = []
+            wbuf: list[Any] = []
             for n, v in seq:
                 (vbuf if n == 0 else wbuf).append(v)
             return [(v, w) for v in vbuf for w in wbuf]
@@ -344,7 +345,8 @@ class PairsMixin:
         """``(k, (v, w))``, with ``w`` None when ``other`` lacks the key."""
 
         def dispatch(seq: Iterable[tuple[int, Any]]) -> list[tuple[Any, Any]]:
-            vbuf, wbuf = [], []
+            vbuf: list[Any] = []
+            wbuf: list[Any] = []
             for n, v in seq:
                 (vbuf if n == 0 else wbuf).append(v)
             if not wbuf:
@@ -359,7 +361,8 @@ class PairsMixin:
         """``(k, (v, w))``, with ``v`` None when ``self`` lacks the key."""
 
         def dispatch(seq: Iterable[tuple[int, Any]]) -> list[tuple[Any, Any]]:
-            vbuf, wbuf = [], []
+            vbuf: list[Any] = []
+            wbuf: list[Any] = []
             for n, v in seq:
                 (vbuf if n == 0 else wbuf).append(v)
             if not vbuf:
@@ -374,7 +377,8 @@ class PairsMixin:
         """``(k, (v, w))`` for every key of either side, None for the missing side."""
 
         def dispatch(seq: Iterable[tuple[int, Any]]) -> list[tuple[Any, Any]]:
-            vbuf, wbuf = [], []
+            vbuf: list[Any] = []
+            wbuf: list[Any] = []
             for n, v in seq:
                 (vbuf if n == 0 else wbuf).append(v)
             if not vbuf:

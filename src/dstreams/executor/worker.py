@@ -256,8 +256,9 @@ class Worker:
     ) -> TaskError:
         tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
         try:
-            exc_pickle: bytes | None = pickle.dumps(e, 5)
-            pickle.loads(exc_pickle)
+            data = pickle.dumps(e, 5)
+            pickle.loads(data)  # only send what the driver can rebuild
+            exc_pickle: bytes | None = data
         except Exception:
             exc_pickle = None
         name = type(e).__qualname__
