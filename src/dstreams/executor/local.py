@@ -55,6 +55,7 @@ class _Worker:
     address: Any = None
     alive: bool = True
     stages: set[int] = field(default_factory=set)
+    forget: list[int] = field(default_factory=list)  # stage payloads to drop, sent with a task
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -178,7 +179,8 @@ class LocalBackend(ExecutorBackend):
         if w is None or w.conn is None:
             return  # lost meanwhile: the scheduler already got (or will get) ExecutorLost
         send_payload = spec.stage_id not in w.stages
-        msg = pickle.dumps(("task", spec, payload if send_payload else None), 5)
+        forget, w.forget = w.forget, []
+        msg = pickle.dumps(("task", spec, payload if send_payload else None, forget), 5)
         try:
             with w.lock:
                 w.conn.send_bytes(msg)
@@ -214,9 +216,13 @@ class LocalBackend(ExecutorBackend):
     def forget_stages(self, stage_ids: list[int]) -> None:
         if not stage_ids:
             return
+        # no message of its own: the list rides on each worker's next task (fewer wake-ups
+        # between the small jobs of a streaming application)
         for w in self._workers.values():
-            w.stages.difference_update(stage_ids)
-        self._broadcast(("forget", stage_ids))
+            dropped = w.stages.intersection(stage_ids)
+            if dropped:
+                w.stages.difference_update(dropped)
+                w.forget.extend(dropped)
 
     def kill_executor(self, executor_id: str) -> None:
         w = self._workers.get(executor_id)

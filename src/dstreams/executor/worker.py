@@ -148,6 +148,8 @@ class Worker:
             kind = msg[0]
             if kind == "task":
                 spec = msg[1]
+                for sid in msg[3]:
+                    self._payloads.pop(sid, None)
                 if spec.task_id in self._killed:
                     self._killed.discard(spec.task_id)
                     if msg[2] is not None:
@@ -161,9 +163,6 @@ class Worker:
                 send(pickle.dumps(reply, 5))
             elif kind == "remove":
                 self.store.remove_matching(msg[1], msg[2])
-            elif kind == "forget":
-                for sid in msg[1]:
-                    self._payloads.pop(sid, None)
             elif kind == "stop":
                 return
 

@@ -342,7 +342,9 @@ class DAGScheduler:
         progress = True
         while progress:
             progress = False
-            for eid, ex in self.executors.items():
+            # the idlest executors first: a retried or recomputed task goes to a free worker
+            # (for example a replacement that just joined) rather than queueing behind a busy one
+            for eid, ex in sorted(self.executors.items(), key=lambda kv: -kv[1].free):
                 if ex.free <= 0:
                     continue
                 for stage in self.running:
