@@ -325,7 +325,11 @@ class PairsMixin:
         tagged = []
         for i, rdd in enumerate([self, *others]):
             tagged.append(rdd.mapValues(lambda v, i=i: (i, v)))
-        return self.ctx.union(tagged).groupByKey(numPartitions)
+        if numPartitions is None and self.ctx._conf.contains("dstreams.default.parallelism"):
+            numPartitions = self.ctx.defaultParallelism
+        from dstreams.core.rdd import union_for_grouping
+
+        return union_for_grouping(self.ctx, tagged, numPartitions).groupByKey(numPartitions)
 
     def join(self: RDD[Any], other: RDD[Any], numPartitions: int | None = None) -> RDD[Any]:
         """Inner join: ``(k, (v, w))`` for every matching pair."""

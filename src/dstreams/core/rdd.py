@@ -43,6 +43,8 @@ __all__ = [
     "MapPartitionsRDD",
     "ShuffledRDD",
     "UnionRDD",
+    "PartitionerAwareUnionRDD",
+    "union_for_grouping",
     "CoalescedRDD",
     "CartesianRDD",
 ]
@@ -481,6 +483,38 @@ class UnionRDD(RDD[T]):
             if parents:
                 return dep.rdd.iterator(parents[0], tctx)
         raise IndexError(f"partition {split} out of range for {self!r}")
+
+
+def union_for_grouping(ctx: Context, rdds: list[RDD[Any]], numPartitions: int | None) -> RDD[Any]:
+    """A union for an operator that next groups by key into ``numPartitions`` partitions.
+
+    When every input already has the same partitioner with ``numPartitions`` partitions, the
+    union lines their partitions up (Spark's PartitionerAwareUnionRDD) and keeps the
+    partitioner, so the grouping that follows needs no shuffle. The grouped result is
+    identical, order included: after a shuffle, reduce partition ``i`` would receive exactly
+    partition ``i`` of each input, in input order. Otherwise it is ``ctx.union``. Internal: the
+    public ``union`` keeps PySpark's concatenation.
+    """
+    first = rdds[0].partitioner
+    if (
+        numPartitions is not None
+        and first is not None
+        and first.numPartitions == numPartitions
+        and all(r.partitioner == first for r in rdds)
+    ):
+        return PartitionerAwareUnionRDD(ctx, rdds)
+    return ctx.union(rdds)
+
+
+class PartitionerAwareUnionRDD(RDD[T]):
+    """Partition ``i`` is partition ``i`` of every input (all share one partitioner)."""
+
+    def __init__(self, ctx: Context, rdds: list[RDD[Any]]) -> None:
+        deps: list[Dependency] = [OneToOneDependency(r) for r in rdds]
+        super().__init__(ctx, deps, rdds[0].getNumPartitions(), rdds[0].partitioner)
+
+    def compute(self, split: int, tctx: TaskContext) -> Iterator[T]:
+        return itertools.chain.from_iterable(d.rdd.iterator(split, tctx) for d in self._deps)
 
 
 class CoalescedRDD(RDD[T]):

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from dstreams.core.rdd import union_for_grouping
 from dstreams.streaming.dstream import DStream
 
 __all__ = ["ReducedWindowedDStream", "WindowedDStream"]
@@ -97,7 +98,9 @@ class ReducedWindowedDStream(DStream[Any]):
     def _reduce(self, a: Any, b: Any) -> Any:
         func, n, filter_func = self.func, self.numPartitions, self.filterFunc
         b = b.reduceByKey(func, n)
-        r = a.union(b).reduceByKey(func, n) if a is not None else b
+        # a and b are both reduced into n hash partitions: a co-partitioned union lets the
+        # reduceByKey skip its shuffle (same result as PySpark's a.union(b).reduceByKey)
+        r = union_for_grouping(self._sc, [a, b], n).reduceByKey(func, n) if a is not None else b
         if filter_func:
             r = r.filter(filter_func)
         return r
