@@ -13,8 +13,6 @@ import pickle
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import fsspec
-
 from dstreams.core.rdd import RDD
 
 if TYPE_CHECKING:
@@ -32,6 +30,8 @@ class CheckpointRDD(RDD[Any]):
         self.path = path
 
     def compute(self, split: int, tctx: TaskContext) -> Iterator[Any]:
+        import fsspec
+
         name = f"{self.path}/part-{split:05d}"
         try:
             with fsspec.open(name, "rb") as fh:
@@ -65,6 +65,8 @@ def pending_checkpoints(rdd: RDD[Any]) -> list[RDD[Any]]:
 
 def write_checkpoint(ctx: Context, rdd: RDD[Any]) -> None:
     """Write every partition of ``rdd`` and truncate its lineage."""
+    import fsspec
+
     assert ctx._checkpoint_dir is not None
     path = f"{ctx._checkpoint_dir.rstrip('/')}/rdd-{rdd.id()}"
     fs, _, (root,) = fsspec.get_fs_token_paths(path)

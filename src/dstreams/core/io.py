@@ -11,9 +11,6 @@ import pickle
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-import fsspec
-from fsspec.utils import infer_compression
-
 from dstreams.core.rdd import RDD
 
 if TYPE_CHECKING:
@@ -85,6 +82,8 @@ class ParallelCollectionRDD(RDD[Any]):
 
 def expand_input_paths(path: str) -> tuple[Any, list[str]]:
     """Resolve a path, a directory, a comma-separated list or a glob to files (fsspec)."""
+    import fsspec  # imported on use: workers that never read files skip it
+
     files: list[str] = []
     fs = None
     for p in str(path).split(","):
@@ -111,6 +110,8 @@ class TextFileRDD(RDD[str]):
     """Lines of text files, one partition per byte range (Hadoop's LineRecordReader rule)."""
 
     def __init__(self, ctx: Context, path: str, min_partitions: int, use_unicode: bool) -> None:
+        from fsspec.utils import infer_compression
+
         fs, files = expand_input_paths(path)
         sizes = [fs.size(f) or 0 for f in files]
         total = sum(sizes)
@@ -223,6 +224,8 @@ class PickleFileRDD(RDD[Any]):
 
 
 def _prepare_output_dir(path: str) -> tuple[Any, str]:
+    import fsspec
+
     fs, _, (root,) = fsspec.get_fs_token_paths(path)
     if fs.exists(root):
         raise FileExistsError(
