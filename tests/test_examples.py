@@ -1,0 +1,41 @@
+"""The self-terminating examples run as programs and print the expected results."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_example(name: str) -> str:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name)],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env=env,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def test_queue_stream_counts_each_residue_100_times_per_batch():
+    out = run_example("queue_stream.py")
+    # each queued RDD is range(1, 1001): every residue mod 10 occurs 100 times
+    for r in range(10):
+        assert f"({r}, 100)" in out
+    assert out.count("Time: ") >= 5
+
+
+def test_transform_join_flags_outliers_and_unknown_products():
+    out = run_example("transform_join_model.py")
+    assert "('bread', 3.4, 2.5, 'OUTLIER')" in out
+    assert "('apple', 1.05, 1.0, 'ok')" in out
+    assert "('tea', 4.0, None, 'unknown product')" in out
+    assert "('bread', 2.4, 2.5, 'ok')" in out
