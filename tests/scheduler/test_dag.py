@@ -130,6 +130,55 @@ def test_fully_cached_rdd_needs_no_parent_stage(ctx):
     assert succeeded(run_all(h, acts))
 
 
+def cached_shuffle_then_reader(ctx, h):
+    """A cached, fully computed shuffled RDD (2 partitions: one on a, one on b)."""
+    rdd = shuffled(ctx, maps=2, reduces=2).cache()
+    pending = launches(h.submit(rdd))
+    while pending:
+        launch = pending.pop(0)
+        cached = [(rdd.id(), launch.spec.partition)] if launch.stage.is_result else []
+        pending.extend(launches(h.finish(launch, cached=cached)))
+    assert len(h.dag.cache_locs) == 2
+    return rdd
+
+
+def test_losing_a_cached_partition_mid_stage_brings_back_its_shuffle(ctx):
+    h = Harness({"a": 2, "b": 2})
+    rdd = cached_shuffle_then_reader(ctx, h)
+    sid = next(iter(h.dag.map_outputs))
+    lost = {p for (_, p), loc in h.dag.cache_locs.items() if loc[0] == "b"}
+    assert lost
+    h.submit(rdd.map(str))
+    assert len(h.dag.stages) == 1, "fully cached: no map stage planned"
+    # b dies: its cached partition and its map output are gone, so the reader stage now
+    # depends on the shuffle again and must wait for the lost map partition
+    acts = h.lose_executor("b")
+    (reader,) = [s for s in h.dag.stages.values() if s.is_result]
+    assert sid in reader.shuffle_reads
+    assert reader in h.dag.waiting
+    maps = [a for a in launches(acts) if not a.stage.is_result]
+    assert [a.stage.shuffle_dep.shuffle_id for a in maps] == [sid]
+    assert succeeded(run_all(h, acts)) is not None
+
+
+def test_a_task_that_finds_an_unplanned_shuffle_gets_it_planned(ctx):
+    h = Harness({"a": 2, "b": 2})
+    rdd = cached_shuffle_then_reader(ctx, h)
+    sid = next(iter(h.dag.map_outputs))
+    acts = h.submit(rdd.map(str))
+    on_b = [a for a in launches(acts) if a.executor_id == "b"]
+    # b dies after this task was planned: the task is charged, and the reader now needs the
+    # shuffle; a task that still finds the shuffle unplanned fails its fetch the same way
+    after_loss = h.lose_executor("b")
+    (reader,) = [s for s in h.dag.stages.values() if s.is_result]
+    assert sid in reader.shuffle_reads
+    on_a = [a for a in launches(acts) if a.executor_id == "a"]
+    after_fetch = h.fail(on_a[0], "FetchFailedError", "not planned", fetch_failed=("", sid))
+    assert reader in h.dag.waiting
+    assert succeeded(run_all(h, after_loss + after_fetch)) is not None
+    assert on_b
+
+
 # -- retries ----------------------------------------------------------------------------------
 def test_failed_task_is_retried_then_job_fails_after_max_failures(ctx):
     h = Harness(max_failures=3)

@@ -47,7 +47,11 @@ class WorkerTaskContext(TaskContext):
         self._w = worker
 
     def fetch_shuffle(self, shuffle_id: int, reduce_id: int) -> Iterator[Any]:
-        locs = self.spec.map_locations[shuffle_id]
+        locs = self.spec.map_locations.get(shuffle_id)
+        if locs is None:
+            # a cached input was lost after this task was planned: it recomputes through a
+            # shuffle the stage did not read; the scheduler runs that shuffle's maps first
+            raise FetchFailedError("", shuffle_id, f"shuffle {shuffle_id} was not planned")
         w = self._w
         by_exec: dict[str, list[int]] = {}
         for map_id, (eid, _) in enumerate(locs):

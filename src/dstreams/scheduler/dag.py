@@ -170,6 +170,7 @@ class DAGScheduler:
         self.cache_locs: dict[tuple[int, int], Location] = {}
         self.job: _Job | None = None
         self.stages: dict[int, Stage] = {}
+        self.shuffle_stages: dict[int, Stage] = {}
         self.running: list[Stage] = []
         self.waiting: list[Stage] = []
         self.tasks: dict[int, tuple[Stage, TaskSetManager, str]] = {}
@@ -181,9 +182,9 @@ class DAGScheduler:
     def submit_job(self, rdd: RDD[Any], func: Any, partitions: list[int], now: float) -> list[Any]:
         assert self.job is None, "one job at a time"
         self.stages.clear()
+        self.shuffle_stages.clear()
         self._fetch_failures.clear()
-        memo: dict[int, Stage] = {}
-        final = self._new_stage(rdd, None, func, memo)
+        final = self._new_stage(rdd, None, func)
         self.job = _Job(final, partitions, index={p: i for i, p in enumerate(partitions)})
         actions: list[Any] = []
         self._submit_stage(final, actions)
@@ -225,19 +226,33 @@ class DAGScheduler:
         rdd: RDD[Any],
         dep: ShuffleDependency | None,
         func: Any,
-        memo: dict[int, Stage],
     ) -> Stage:
         stage = Stage(next(self._stage_ids), rdd, dep, func)
         self.stages[stage.id] = stage
-        for sdep in self._shuffle_deps(rdd):
-            parent = memo.get(sdep.shuffle_id)
+        self._add_parents(stage)
+        return stage
+
+    def _add_parents(self, stage: Stage) -> bool:
+        """Link ``stage`` to the map stages of the shuffles it reads; True if any was new.
+
+        Called again when cached partitions are lost: a task that must now recompute a cached
+        RDD reads shuffles that the stage did not need when it was built.
+        """
+        added = False
+        for sdep in self._shuffle_deps(stage.rdd):
+            if sdep.shuffle_id in stage.shuffle_reads:
+                continue
+            parent = self.shuffle_stages.get(sdep.shuffle_id)
             if parent is None:
-                parent = self._new_stage(sdep.rdd, sdep, None, memo)
-                memo[sdep.shuffle_id] = parent
                 self.map_outputs.setdefault(sdep.shuffle_id, [None] * sdep.rdd.getNumPartitions())
+                parent = Stage(next(self._stage_ids), sdep.rdd, sdep)
+                self.stages[parent.id] = parent
+                self.shuffle_stages[sdep.shuffle_id] = parent
+                self._add_parents(parent)
             stage.parents.append(parent)
             stage.shuffle_reads.append(sdep.shuffle_id)
-        return stage
+            added = True
+        return added
 
     def _shuffle_deps(self, rdd: RDD[Any]) -> list[ShuffleDependency]:
         """The shuffle dependencies reachable through narrow ones (stage boundaries)."""
@@ -281,6 +296,7 @@ class DAGScheduler:
     def _submit_stage(self, stage: Stage, actions: list[Any]) -> None:
         if stage in self.running or stage in self.waiting:
             return
+        self._add_parents(stage)
         missing_parents = [p for p in stage.parents if not self._available(p)]
         if missing_parents:
             self.waiting.append(stage)
@@ -495,6 +511,7 @@ class DAGScheduler:
     def _requeue_readers(self, actions: list[Any]) -> None:
         """Park running stages whose shuffle inputs are incomplete; run the lost maps first."""
         for stage in list(self.running):
+            self._add_parents(stage)  # lost cached partitions may need shuffles again
             if any(not self._available(p) for p in stage.parents):
                 self.running.remove(stage)
                 if stage.tsm is not None:
@@ -558,6 +575,7 @@ class DAGScheduler:
         self.running.clear()
         self.waiting.clear()
         self.stages.clear()
+        self.shuffle_stages.clear()
         kills = []
         for tid, (_, tsm, eid) in self.tasks.items():
             tsm.zombie = True  # late results are released but ignored
