@@ -137,6 +137,26 @@ def _merge_groups(iterator: Iterator[tuple[Any, list[Any]]]) -> Iterator[tuple[A
     return iter(d.items())
 
 
+def _pairs_of(
+    fill_left: bool, fill_right: bool
+) -> Callable[[Iterable[tuple[int, Any]]], list[tuple[Any, Any]]]:
+    """PySpark's join dispatch: split tagged values into both sides, pad an empty side with
+    None when that side is outer, and pair every left value with every right value."""
+
+    def dispatch(seq: Iterable[tuple[int, Any]]) -> list[tuple[Any, Any]]:
+        vbuf: list[Any] = []
+        wbuf: list[Any] = []
+        for n, v in seq:
+            (vbuf if n == 0 else wbuf).append(v)
+        if fill_left and not vbuf:
+            vbuf.append(None)
+        if fill_right and not wbuf:
+            wbuf.append(None)
+        return [(v, w) for v in vbuf for w in wbuf]
+
+    return dispatch
+
+
 class PairsMixin:
     """PySpark's operators on RDDs of ``(key, value)`` pairs."""
 
@@ -267,11 +287,7 @@ class PairsMixin:
         partitionFunc: Callable[[Any], int] = portable_hash,
     ) -> RDD[Any]:
         """Fold values per key, starting from a fresh copy of ``zeroValue``."""
-
-        def create(v: Any) -> Any:
-            return func(copy.deepcopy(zeroValue), v)
-
-        return self.combineByKey(create, func, func, numPartitions, partitionFunc)
+        return self.aggregateByKey(zeroValue, func, func, numPartitions, partitionFunc)
 
     # -- ordering ------------------------------------------------------------------------------
     def sortByKey(
@@ -333,65 +349,25 @@ class PairsMixin:
 
     def join(self: RDD[Any], other: RDD[Any], numPartitions: int | None = None) -> RDD[Any]:
         """Inner join: ``(k, (v, w))`` for every matching pair."""
-
-        def dispatch(seq: Iterable[tuple[int, Any]]) -> list[tuple[Any, Any]]:
-            vbuf: list[Any] = []
-            wbuf: list[Any] = []
-            for n, v in seq:
-                (vbuf if n == 0 else wbuf).append(v)
-            return [(v, w) for v in vbuf for w in wbuf]
-
-        return self._tagged_group([other], numPartitions).flatMapValues(dispatch)
+        return self._tagged_group([other], numPartitions).flatMapValues(_pairs_of(False, False))
 
     def leftOuterJoin(
         self: RDD[Any], other: RDD[Any], numPartitions: int | None = None
     ) -> RDD[Any]:
         """``(k, (v, w))``, with ``w`` None when ``other`` lacks the key."""
-
-        def dispatch(seq: Iterable[tuple[int, Any]]) -> list[tuple[Any, Any]]:
-            vbuf: list[Any] = []
-            wbuf: list[Any] = []
-            for n, v in seq:
-                (vbuf if n == 0 else wbuf).append(v)
-            if not wbuf:
-                wbuf.append(None)
-            return [(v, w) for v in vbuf for w in wbuf]
-
-        return self._tagged_group([other], numPartitions).flatMapValues(dispatch)
+        return self._tagged_group([other], numPartitions).flatMapValues(_pairs_of(False, True))
 
     def rightOuterJoin(
         self: RDD[Any], other: RDD[Any], numPartitions: int | None = None
     ) -> RDD[Any]:
         """``(k, (v, w))``, with ``v`` None when ``self`` lacks the key."""
-
-        def dispatch(seq: Iterable[tuple[int, Any]]) -> list[tuple[Any, Any]]:
-            vbuf: list[Any] = []
-            wbuf: list[Any] = []
-            for n, v in seq:
-                (vbuf if n == 0 else wbuf).append(v)
-            if not vbuf:
-                vbuf.append(None)
-            return [(v, w) for v in vbuf for w in wbuf]
-
-        return self._tagged_group([other], numPartitions).flatMapValues(dispatch)
+        return self._tagged_group([other], numPartitions).flatMapValues(_pairs_of(True, False))
 
     def fullOuterJoin(
         self: RDD[Any], other: RDD[Any], numPartitions: int | None = None
     ) -> RDD[Any]:
         """``(k, (v, w))`` for every key of either side, None for the missing side."""
-
-        def dispatch(seq: Iterable[tuple[int, Any]]) -> list[tuple[Any, Any]]:
-            vbuf: list[Any] = []
-            wbuf: list[Any] = []
-            for n, v in seq:
-                (vbuf if n == 0 else wbuf).append(v)
-            if not vbuf:
-                vbuf.append(None)
-            if not wbuf:
-                wbuf.append(None)
-            return [(v, w) for v in vbuf for w in wbuf]
-
-        return self._tagged_group([other], numPartitions).flatMapValues(dispatch)
+        return self._tagged_group([other], numPartitions).flatMapValues(_pairs_of(True, True))
 
     def cogroup(self: RDD[Any], other: RDD[Any], numPartitions: int | None = None) -> RDD[Any]:
         """``(k, (values in self, values in other))`` for every key of either side."""

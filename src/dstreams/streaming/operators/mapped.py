@@ -95,49 +95,16 @@ class TransformedDStreamWithTwo(DStream[Any]):
         return _check_rdd(self.func(to_datetime(time_ms), a, b), self.func)
 
 
-class MultiTransformedDStream(DStream[Any]):
-    """``StreamingContext.transform``: RDD at t = ``func([parent RDDs at t])``."""
+class _MultiParentDStream(DStream[Any]):
+    """A stream whose RDD at t combines the RDDs of several same-slide parents at t."""
 
-    def __init__(self, parents: list[DStream[Any]], func: Callable[[list[Any]], Any]) -> None:
-        if not parents:
-            raise ValueError("StreamingContext.transform needs at least one DStream")
-        super().__init__(parents[0]._ssc)
-        _same_slide(parents, "transform")
-        self.parents, self.func = list(parents), func
-
-    @property
-    def _slide_ms(self) -> int:
-        return self.parents[0]._slide_ms
-
-    @property
-    def _dependencies(self) -> list[DStream[Any]]:
-        return list(self.parents)
-
-    def _compute(self, time_ms: int) -> Any:
-        rdds = []
-        for parent in self.parents:
-            rdd = parent._get_or_compute(time_ms)
-            if rdd is None:
-                raise RuntimeError(
-                    f"couldn't generate an RDD from parent {parent!r} at time "
-                    f"{time_ms} ms for StreamingContext.transform"
-                )
-            rdds.append(rdd)
-        result = self.func(rdds)
-        if result is None:
-            raise TypeError(
-                f"StreamingContext.transform function {self.func!r} returned None "
-                f"at time {time_ms} ms; it must return an RDD"
-            )
-        return _check_rdd(result, self.func)
-
-
-class UnionDStream(DStream[Any]):
-    """``StreamingContext.union``: RDD at t = union of the parents' RDDs at t."""
+    _what = ""
 
     def __init__(self, parents: list[DStream[Any]]) -> None:
+        if not parents:
+            raise ValueError(f"StreamingContext.{self._what} needs at least one DStream")
         super().__init__(parents[0]._ssc)
-        _same_slide(parents, "union")
+        _same_slide(parents, self._what)
         self.parents = list(parents)
 
     @property
@@ -148,16 +115,45 @@ class UnionDStream(DStream[Any]):
     def _dependencies(self) -> list[DStream[Any]]:
         return list(self.parents)
 
-    def _compute(self, time_ms: int) -> Any:
+    def _parent_rdds(self, time_ms: int) -> list[Any]:
         rdds = []
         for parent in self.parents:
             rdd = parent._get_or_compute(time_ms)
             if rdd is None:
                 raise RuntimeError(
-                    f"could not generate an RDD from parent {parent!r} for "
-                    f"unifying at time {time_ms} ms"
+                    f"could not generate an RDD from parent {parent!r} at time "
+                    f"{time_ms} ms for StreamingContext.{self._what}"
                 )
             rdds.append(rdd)
+        return rdds
+
+
+class MultiTransformedDStream(_MultiParentDStream):
+    """``StreamingContext.transform``: RDD at t = ``func([parent RDDs at t])``."""
+
+    _what = "transform"
+
+    def __init__(self, parents: list[DStream[Any]], func: Callable[[list[Any]], Any]) -> None:
+        super().__init__(parents)
+        self.func = func
+
+    def _compute(self, time_ms: int) -> Any:
+        result = self.func(self._parent_rdds(time_ms))
+        if result is None:
+            raise TypeError(
+                f"StreamingContext.transform function {self.func!r} returned None "
+                f"at time {time_ms} ms; it must return an RDD"
+            )
+        return _check_rdd(result, self.func)
+
+
+class UnionDStream(_MultiParentDStream):
+    """``StreamingContext.union``: RDD at t = union of the parents' RDDs at t."""
+
+    _what = "union"
+
+    def _compute(self, time_ms: int) -> Any:
+        rdds = self._parent_rdds(time_ms)
         return self._sc.union(rdds) if rdds else None
 
 

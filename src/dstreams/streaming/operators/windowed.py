@@ -30,8 +30,8 @@ def _memory_only() -> Any:
     return StorageLevel.MEMORY_ONLY
 
 
-class WindowedDStream(DStream[Any]):
-    """RDD at t = union of the parent's RDDs in (t - window, t]; emits every ``slide``."""
+class _WindowBase(DStream[Any]):
+    """A stream over a window of its parent: slides every ``slide_ms``, remembers the window."""
 
     def __init__(self, parent: DStream[Any], window_ms: int, slide_ms: int) -> None:
         super().__init__(parent._ssc)
@@ -53,12 +53,16 @@ class WindowedDStream(DStream[Any]):
         assert self._remember_ms is not None
         return self._remember_ms + self.window_ms
 
+
+class WindowedDStream(_WindowBase):
+    """RDD at t = union of the parent's RDDs in (t - window, t]; emits every ``slide``."""
+
     def _compute(self, time_ms: int) -> Any:
         rdds = self.parent._slice(time_ms - self.window_ms + self.parent._slide_ms, time_ms)
         return self._sc.union(rdds) if rdds else self._sc.emptyRDD()
 
 
-class ReducedWindowedDStream(DStream[Any]):
+class ReducedWindowedDStream(_WindowBase):
     """Incremental ``reduceByKeyAndWindow`` over an already per-batch-reduced parent."""
 
     _must_checkpoint = True
@@ -73,27 +77,11 @@ class ReducedWindowedDStream(DStream[Any]):
         numPartitions: int,
         filterFunc: Callable[[Any], bool] | None,
     ) -> None:
-        super().__init__(reduced._ssc)
-        self.parent, self.window_ms, self.slide_ms_ = reduced, window_ms, slide_ms
+        super().__init__(reduced, window_ms, slide_ms)
         self.func, self.invFunc = func, invFunc
         self.numPartitions, self.filterFunc = numPartitions, filterFunc
         self._created_by = "reduceByKeyAndWindow with an inverse function"
         self._storage_level = _memory_only()
-        if reduced._storage_level is None:
-            reduced._storage_level = _memory_only()
-
-    @property
-    def _slide_ms(self) -> int:
-        return self.slide_ms_
-
-    @property
-    def _dependencies(self) -> list[DStream[Any]]:
-        return [self.parent]
-
-    @property
-    def _parent_remember_ms(self) -> int:
-        assert self._remember_ms is not None
-        return self._remember_ms + self.window_ms
 
     def _reduce(self, a: Any, b: Any) -> Any:
         func, n, filter_func = self.func, self.numPartitions, self.filterFunc
