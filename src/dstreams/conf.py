@@ -74,6 +74,11 @@ KEYS: dict[str, ConfigKey] = dict(
         ),
         _k("dstreams.log.level", "WARN", "Log level of the `dstreams` logger (setLogLevel)."),
         _k(
+            "dstreams.executorEnv.<NAME>",
+            None,
+            "Environment variable NAME for the worker processes (Conf.setExecutorEnv).",
+        ),
+        _k(
             "dstreams.checkpoint.dir",
             None,
             "Default reliable checkpoint directory (any fsspec URL); "
@@ -189,6 +194,23 @@ class Conf:
 
     def setAppName(self, value: str) -> Conf:
         return self.set("dstreams.app.name", value)
+
+    def setSparkHome(self, value: str) -> Conf:
+        """Accepted for compatibility; there is no Spark installation to point at."""
+        return self.set("dstreams.home", value)
+
+    def setExecutorEnv(
+        self,
+        key: str | None = None,
+        value: str | None = None,
+        pairs: list[tuple[str, str]] | None = None,
+    ) -> Conf:
+        """Environment variables for the worker processes (``dstreams.executorEnv.NAME``)."""
+        if (key is not None and pairs is not None) or (key is None and pairs is None):
+            raise ValueError("Either pass one key-value pair or a list of pairs")
+        for k, v in [(key, value)] if key is not None else (pairs or []):
+            self.set(f"dstreams.executorEnv.{k}", v)
+        return self
 
     def setAll(self, pairs: Iterable[tuple[str, object]]) -> Conf:
         for k, v in pairs:

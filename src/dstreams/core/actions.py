@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import heapq
-import math
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from functools import reduce as _reduce
@@ -17,78 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from dstreams.core.rdd import RDD
 
-__all__ = ["ActionsMixin", "StatCounter"]
-
-
-class StatCounter:
-    """Count, mean, variance, min and max in one pass (PySpark's ``StatCounter``)."""
-
-    def __init__(self, values: Any = ()) -> None:
-        self.n = 0
-        self.mu = 0.0
-        self.m2 = 0.0
-        self.maxValue = float("-inf")
-        self.minValue = float("inf")
-        for v in values:
-            self.merge(v)
-
-    def merge(self, value: Any) -> StatCounter:
-        delta = value - self.mu
-        self.n += 1
-        self.mu += delta / self.n
-        self.m2 += delta * (value - self.mu)
-        self.maxValue = max(self.maxValue, value)
-        self.minValue = min(self.minValue, value)
-        return self
-
-    def mergeStats(self, other: StatCounter) -> StatCounter:
-        if other.n == 0:
-            return self
-        if self.n == 0:
-            self.n, self.mu, self.m2 = other.n, other.mu, other.m2
-            self.maxValue, self.minValue = other.maxValue, other.minValue
-            return self
-        delta = other.mu - self.mu
-        n = self.n + other.n
-        self.mu = (self.mu * self.n + other.mu * other.n) / n
-        self.m2 += other.m2 + delta * delta * self.n * other.n / n
-        self.n = n
-        self.maxValue = max(self.maxValue, other.maxValue)
-        self.minValue = min(self.minValue, other.minValue)
-        return self
-
-    def count(self) -> int:
-        return self.n
-
-    def mean(self) -> float:
-        return float(self.mu) if self.n else float("nan")
-
-    def sum(self) -> float:
-        return self.n * self.mu
-
-    def min(self) -> Any:
-        return self.minValue
-
-    def max(self) -> Any:
-        return self.maxValue
-
-    def variance(self) -> float:
-        return self.m2 / self.n if self.n else float("nan")
-
-    def sampleVariance(self) -> float:
-        return self.m2 / (self.n - 1) if self.n > 1 else float("nan")
-
-    def stdev(self) -> float:
-        return math.sqrt(self.variance())
-
-    def sampleStdev(self) -> float:
-        return math.sqrt(self.sampleVariance())
-
-    def __repr__(self) -> str:
-        return (
-            f"(count: {self.count()}, mean: {self.mean()}, stdev: {self.stdev()}, "
-            f"max: {self.max()}, min: {self.min()})"
-        )
+__all__ = ["ActionsMixin"]
 
 
 class ActionsMixin:
@@ -220,34 +148,20 @@ class ActionsMixin:
     ) -> Any:
         return self.aggregate(zeroValue, seqOp, combOp)
 
-    # -- numeric -------------------------------------------------------------------------------
-    def sum(self: RDD[Any]) -> Any:
-        return sum(self.ctx._run_job_per_partition(self, sum))
+    def toLocalIterator(self: RDD[Any], prefetchPartitions: bool = False) -> Iterator[Any]:
+        """All elements, fetched one partition (one job) at a time."""
+        for p in range(self.getNumPartitions()):
+            yield from self.ctx.runJob(self, list, [p])
 
-    def max(self: RDD[Any], key: Callable[[Any], Any] | None = None) -> Any:
-        return self.reduce(max if key is None else (lambda a, b: max(a, b, key=key)))
+    def countApprox(self: RDD[Any], timeout: int, confidence: float = 0.95) -> int:
+        """The exact count (dstreams computes it fully within any timeout it is given)."""
+        return self.count()
 
-    def min(self: RDD[Any], key: Callable[[Any], Any] | None = None) -> Any:
-        return self.reduce(min if key is None else (lambda a, b: min(a, b, key=key)))
-
-    def stats(self: RDD[Any]) -> StatCounter:
-        parts = self.ctx._run_job_per_partition(self, StatCounter)
-        return _reduce(StatCounter.mergeStats, parts, StatCounter())
-
-    def mean(self: RDD[Any]) -> float:
-        return self.stats().mean()
-
-    def variance(self: RDD[Any]) -> float:
-        return self.stats().variance()
-
-    def stdev(self: RDD[Any]) -> float:
-        return self.stats().stdev()
-
-    def sampleVariance(self: RDD[Any]) -> float:
-        return self.stats().sampleVariance()
-
-    def sampleStdev(self: RDD[Any]) -> float:
-        return self.stats().sampleStdev()
+    def countApproxDistinct(self: RDD[Any], relativeSD: float = 0.05) -> int:
+        """The number of distinct elements, computed exactly (error 0 <= ``relativeSD``)."""
+        if relativeSD < 0.000017:
+            raise ValueError(f"relativeSD={relativeSD} should be greater than 0.000017")
+        return self.distinct().count()
 
     # -- side effects --------------------------------------------------------------------------
     def foreach(self: RDD[Any], f: Callable[[Any], Any]) -> None:

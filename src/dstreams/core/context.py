@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
@@ -22,6 +23,7 @@ import cloudpickle
 from dstreams.conf import Conf, parse_master
 from dstreams.core.checkpoint import pending_checkpoints, write_checkpoint
 from dstreams.core.io import (
+    BinaryRecordsRDD,
     ParallelCollectionRDD,
     PickleFileRDD,
     TextFileRDD,
@@ -35,6 +37,7 @@ from dstreams.errors import ContextStoppedError, SerializationError
 __all__ = ["Context"]
 
 log = logging.getLogger("dstreams")
+_wall_time = time.time  # only for startTime (a timestamp users read), never for scheduling
 
 _LEVELS = {
     "ALL": logging.NOTSET,
@@ -111,6 +114,8 @@ class Context:
                 )
             Context._active = self
         self._stopped = False
+        self._thread_props = threading.local()
+        self._start_ms = int(_wall_time() * 1000)
         self._rdd_ids = itertools.count()
         self._ids = itertools.count()
         self._checkpoint_dir: str | None = self._conf.get_str("dstreams.checkpoint.dir")
@@ -223,10 +228,33 @@ class Context:
         return self._checkpoint_dir
 
     def setJobGroup(self, groupId: str, description: str, interruptOnCancel: bool = False) -> None:
-        self._job_group = (groupId, description)
+        """Recorded as local properties (jobs are not grouped or cancellable yet)."""
+        self.setLocalProperty("spark.jobGroup.id", groupId)
+        self.setLocalProperty("spark.job.description", description)
 
-    def setLocalProperty(self, key: str, value: str) -> None:
-        pass
+    def setJobDescription(self, value: str) -> None:
+        self.setLocalProperty("spark.job.description", value)
+
+    def setLocalProperty(self, key: str, value: str | None) -> None:
+        """A property of the calling thread (PySpark's thread-local properties)."""
+        props = self._thread_props.__dict__
+        if value is None:
+            props.pop(key, None)
+        else:
+            props[key] = value
+
+    def getLocalProperty(self, key: str) -> str | None:
+        return self._thread_props.__dict__.get(key)
+
+    @property
+    def startTime(self) -> int:
+        """When this Context started, in milliseconds since the epoch."""
+        return self._start_ms
+
+    def sparkUser(self) -> str:
+        import getpass
+
+        return getpass.getuser()
 
     def _new_rdd_id(self) -> int:
         return next(self._rdd_ids)
@@ -290,6 +318,17 @@ class Context:
         self._check_alive()
         n = self.defaultMinPartitions if minPartitions is None else minPartitions
         return WholeTextFilesRDD(self, path, n, use_unicode)
+
+    def binaryFiles(self, path: str, minPartitions: int | None = None) -> RDD[tuple[str, bytes]]:
+        """``(path, bytes)`` for each file under ``path`` (any fsspec URL; not decompressed)."""
+        self._check_alive()
+        n = self.defaultMinPartitions if minPartitions is None else minPartitions
+        return WholeTextFilesRDD(self, path, n, use_unicode=False, decompress=False)
+
+    def binaryRecords(self, path: str, recordLength: int) -> RDD[bytes]:
+        """Fixed-length ``recordLength``-byte records of flat binary files (any fsspec URL)."""
+        self._check_alive()
+        return BinaryRecordsRDD(self, path, recordLength, self.defaultMinPartitions)
 
     def pickleFile(self, name: str, minPartitions: int | None = None) -> RDD[Any]:
         """Records written by ``RDD.saveAsPickleFile``."""

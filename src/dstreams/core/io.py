@@ -21,6 +21,7 @@ __all__ = [
     "ParallelCollectionRDD",
     "TextFileRDD",
     "WholeTextFilesRDD",
+    "BinaryRecordsRDD",
     "PickleFileRDD",
     "slice_like_pyspark",
     "save_as_text_file",
@@ -183,10 +184,17 @@ def _read_lines(fs: Any, path: str, start: int, end: int, use_unicode: bool) -> 
             yield from _lines(carry + fh.readline(), use_unicode)
 
 
-class WholeTextFilesRDD(RDD[tuple[str, str]]):
+class WholeTextFilesRDD(RDD[tuple[str, Any]]):
     """``(path, content)`` per file, files spread over at most ``min_partitions`` partitions."""
 
-    def __init__(self, ctx: Context, path: str, min_partitions: int, use_unicode: bool) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        path: str,
+        min_partitions: int,
+        use_unicode: bool,
+        decompress: bool = True,
+    ) -> None:
         fs, files = expand_input_paths(path)
         n = max(1, min(min_partitions, len(files)))
         groups = [files[i * len(files) // n : (i + 1) * len(files) // n] for i in range(n)]
@@ -194,13 +202,47 @@ class WholeTextFilesRDD(RDD[tuple[str, str]]):
         self._fs = fs
         self._groups = groups
         self._use_unicode = use_unicode
+        self._compression = "infer" if decompress else None
 
     def compute(self, split: int, tctx: TaskContext) -> Iterator[tuple[str, Any]]:
         for f in self._groups[split]:
-            with self._fs.open(f, "rb", compression="infer") as fh:
+            with self._fs.open(f, "rb", compression=self._compression) as fh:
                 data = fh.read()
             text = data.decode("utf-8") if self._use_unicode else data
             yield (_hadoop_path(self._fs.unstrip_protocol(f)), text)
+
+
+class BinaryRecordsRDD(RDD[bytes]):
+    """Fixed-length records of flat binary files; splits fall on record boundaries."""
+
+    def __init__(self, ctx: Context, path: str, record_length: int, min_partitions: int) -> None:
+        if not isinstance(record_length, int) or record_length < 1:
+            raise ValueError(f"recordLength={record_length!r} must be a positive integer")
+        fs, files = expand_input_paths(path)
+        sizes = [fs.size(f) or 0 for f in files]
+        for f, size in zip(files, sizes):
+            if size % record_length:
+                raise ValueError(
+                    f"file {f!r} has {size} bytes, not a multiple of recordLength={record_length}"
+                )
+        total = sum(sizes)
+        goal = max(record_length, total // max(1, min_partitions) // record_length * record_length)
+        splits: list[tuple[str, int, int]] = []
+        for f, size in zip(files, sizes):
+            for start in range(0, size, goal):
+                splits.append((f, start, min(size, start + goal)))
+        super().__init__(ctx, [], len(splits))
+        self._fs = fs
+        self._splits = splits
+        self._record_length = record_length
+
+    def compute(self, split: int, tctx: TaskContext) -> Iterator[bytes]:
+        f, start, end = self._splits[split]
+        n = self._record_length
+        with self._fs.open(f, "rb") as fh:
+            fh.seek(start)
+            data = fh.read(end - start)
+        return (data[i : i + n] for i in range(0, len(data), n))
 
 
 def _hadoop_path(url: str) -> str:

@@ -327,6 +327,54 @@ class PairsMixin:
             sort_partition, True
         )
 
+    def repartitionAndSortWithinPartitions(
+        self: RDD[Any],
+        numPartitions: int | None = None,
+        partitionFunc: Callable[[Any], int] = portable_hash,
+        ascending: bool = True,
+        keyfunc: Callable[[Any], Any] = lambda x: x,
+    ) -> RDD[Any]:
+        """Partition by key, then sort each partition by key (one shuffle)."""
+        if numPartitions is None:
+            numPartitions = self._defaultReducePartitions()
+
+        def sort_partition(it: Iterator[Any]) -> Iterator[Any]:
+            return iter(sorted(it, key=lambda kv: keyfunc(kv[0]), reverse=not ascending))
+
+        return self.partitionBy(numPartitions, partitionFunc).mapPartitions(sort_partition, True)
+
+    def sampleByKey(
+        self: RDD[Any],
+        withReplacement: bool,
+        fractions: dict[Any, float],
+        seed: int | None = None,
+    ) -> RDD[Any]:
+        """A sample with a fraction per key; partition ``i`` draws from ``Random(seed ^ i)``."""
+        import random
+
+        for key, frac in fractions.items():
+            if frac < 0.0:
+                raise ValueError(f"fraction {frac!r} for key {key!r} must be >= 0")
+            if not withReplacement and frac > 1.0:
+                raise ValueError(
+                    f"fraction {frac!r} for key {key!r} must be in [0, 1] without replacement"
+                )
+        if seed is None:
+            seed = random.randint(0, 2**32 - 1)
+        from dstreams.core.rdd import _poisson
+
+        def sample(split: int, it: Iterator[Any]) -> Iterator[Any]:
+            rng = random.Random(seed ^ split)
+            for kv in it:
+                frac = fractions[kv[0]]
+                if withReplacement:
+                    for _ in range(_poisson(rng, frac)):
+                        yield kv
+                elif rng.random() < frac:
+                    yield kv
+
+        return self.mapPartitionsWithIndex(sample, True)
+
     def sortBy(
         self: RDD[Any],
         keyfunc: Callable[[Any], Any],

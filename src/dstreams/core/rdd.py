@@ -31,6 +31,7 @@ from dstreams.core.dependency import (
     RangeDependency,
     ShuffleDependency,
 )
+from dstreams.core.numeric import NumericMixin
 from dstreams.core.pairs import PairsMixin
 from dstreams.storage.level import StorageLevel
 
@@ -53,7 +54,7 @@ T = TypeVar("T")  #: element type of an RDD
 U = TypeVar("U")  #: element type after a transformation
 
 
-class RDD(ActionsMixin, PairsMixin, Generic[T]):
+class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
     """A Resilient Distributed Dataset (PySpark's ``pyspark.RDD``).
 
     Subclasses implement :meth:`compute`. The driver never calls ``compute``; worker processes do,
@@ -223,6 +224,14 @@ class RDD(ActionsMixin, PairsMixin, Generic[T]):
         """Apply ``f(partitionIndex, iterator)`` to each partition."""
         _check_callable(f, "mapPartitionsWithIndex")
         return MapPartitionsRDD(self, f, preservesPartitioning)
+
+    def mapPartitionsWithSplit(
+        self,
+        f: Callable[[int, Iterator[T]], Iterable[U]],
+        preservesPartitioning: bool = False,
+    ) -> RDD[U]:
+        """Deprecated alias of :meth:`mapPartitionsWithIndex` (as in PySpark)."""
+        return self.mapPartitionsWithIndex(f, preservesPartitioning)
 
     def mapPartitions(
         self, f: Callable[[Iterator[T]], Iterable[U]], preservesPartitioning: bool = False

@@ -73,6 +73,8 @@ class LocalBackend(ExecutorBackend):
         self._stopping = False
         self._registered = threading.Condition(self._lock)
         self._heartbeat = conf.get_duration_ms("dstreams.executor.heartbeatInterval") / 1000.0
+        prefix = "dstreams.executorEnv."
+        self._executor_env = {k[len(prefix) :]: v for k, v in conf.getAll() if k.startswith(prefix)}
         threading.Thread(target=self._accept_loop, name="dstreams-accept", daemon=True).start()
         for _ in range(num_workers):
             self._spawn()
@@ -100,6 +102,7 @@ class LocalBackend(ExecutorBackend):
         eid = str(next(self._ids))
         address = self._listener.address
         env = dict(os.environ)
+        env.update(self._executor_env)
         env["DSTREAMS_AUTHKEY"] = self._authkey.hex()
         env["DSTREAMS_SYS_PATH"] = os.pathsep.join(p for p in sys.path if p)
         proc = subprocess.Popen(
