@@ -97,3 +97,43 @@ def test_executor_env_reaches_the_workers(fresh_context: Any):
     assert values.collect() == ["hello"] * 4
     with pytest.raises(ValueError, match="Either"):
         Conf().setExecutorEnv()
+
+
+def test_sampling_selects_the_same_elements_as_pyspark(sc):
+    # expected values printed by PySpark 4.3 for the same calls (local[2], same partitioning)
+    r = sc.parallelize(range(100), 4)
+    assert r.takeSample(False, 5, 42) == [10, 46, 34, 31, 48]
+    assert r.takeSample(True, 5, 7) == [49, 36, 88, 46, 46]
+    assert r.sample(False, 0.1, 3).collect() == [11, 15, 61, 63, 99]
+    assert r.sample(True, 0.05, 11).collect() == [28, 40, 40]
+    assert sc.parallelize(range(20), 3).randomSplit([0.5, 0.5], 17)[0].collect() == [
+        1,
+        6,
+        7,
+        8,
+        13,
+        18,
+    ]
+    pairs = sc.parallelize([(k, i) for i in range(30) for k in "ab"], 3)
+    got = pairs.sampleByKey(False, {"a": 0.2, "b": 0.5}, 5).collect()
+    assert got[:8] == [
+        ("b", 0),
+        ("a", 1),
+        ("b", 1),
+        ("b", 2),
+        ("a", 3),
+        ("a", 5),
+        ("b", 6),
+        ("b", 7),
+    ]
+    assert len(got) == 25
+
+
+def test_take_sample_validates_its_size(sc):
+    import sys
+
+    with pytest.raises(ValueError, match="greater than"):
+        sc.range(0, 10).takeSample(False, sys.maxsize)
+    with pytest.raises(ValueError, match="negative"):
+        sc.range(0, 10).takeSample(False, -1)
+    assert sorted(sc.range(0, 10).takeSample(False, 20, 1)) == list(range(10))

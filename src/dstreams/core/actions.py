@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import heapq
+import math
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from functools import reduce as _reduce
@@ -79,16 +80,36 @@ class ActionsMixin:
     def takeSample(
         self: RDD[Any], withReplacement: bool, num: int, seed: int | None = None
     ) -> list[Any]:
-        import random
+        """A sample of exactly ``num`` elements (fewer if the RDD is smaller), as PySpark's.
 
+        With the same seed and partitioning it draws the same elements as PySpark, since the
+        per-partition sampler and the driver-side shuffle use the same generators.
+        """
+        import random
+        import sys
+
+        max_sample_size = sys.maxsize - int(10.0 * math.sqrt(sys.maxsize))
         if num < 0:
-            raise ValueError(f"num={num!r} must be non-negative")
-        data = self.collect()
-        rng = random.Random(seed)
-        if withReplacement:
-            return [rng.choice(data) for _ in range(num)] if data else []
-        rng.shuffle(data)
-        return data[:num]
+            raise ValueError("Sample size cannot be negative.")
+        if num > max_sample_size:
+            raise ValueError(f"Sample size cannot be greater than {max_sample_size}.")
+        if num == 0 or self.getNumPartitions() == 0:
+            return []
+        initial_count = self.count()
+        if initial_count == 0:
+            return []
+        rand = random.Random(seed)
+        if not withReplacement and num >= initial_count:
+            samples = self.collect()
+            rand.shuffle(samples)
+            return samples
+        fraction = _fraction_for_sample_size(num, initial_count, withReplacement)
+        samples = self.sample(withReplacement, fraction, seed).collect()
+        while len(samples) < num:  # rare: the fraction has a large safety margin
+            seed = rand.randint(0, sys.maxsize)
+            samples = self.sample(withReplacement, fraction, seed).collect()
+        rand.shuffle(samples)
+        return samples[0:num]
 
     # -- folding -------------------------------------------------------------------------------
     def reduce(self: RDD[Any], f: Callable[[Any, Any], Any]) -> Any:
@@ -223,6 +244,17 @@ class ActionsMixin:
         from dstreams.core.io import save_as_pickle_file
 
         save_as_pickle_file(self, path)
+
+
+def _fraction_for_sample_size(lower_bound: int, total: int, with_replacement: bool) -> float:
+    """A sampling fraction that yields at least ``lower_bound`` elements with high probability."""
+    fraction = float(lower_bound) / total
+    if with_replacement:
+        num_stdev = 9 if lower_bound < 12 else 5
+        return fraction + num_stdev * math.sqrt(fraction / total)
+    delta = 0.00005
+    gamma = -math.log(delta) / total
+    return min(1, fraction + gamma + math.sqrt(gamma * gamma + 2 * gamma * fraction))
 
 
 def _count(it: Iterator[Any]) -> int:

@@ -151,6 +151,9 @@ class Context:
                 return cls._active
         return cls(conf=conf)
 
+    def __repr__(self) -> str:
+        return f"<Context master={self.master} appName={self.appName}>"
+
     def __enter__(self) -> Context:
         return self
 

@@ -349,9 +349,7 @@ class PairsMixin:
         fractions: dict[Any, float],
         seed: int | None = None,
     ) -> RDD[Any]:
-        """A sample with a fraction per key; partition ``i`` draws from ``Random(seed ^ i)``."""
-        import random
-
+        """A sample with a fraction per key (PySpark's sampler, see ``core/sampling.py``)."""
         for key, frac in fractions.items():
             if frac < 0.0:
                 raise ValueError(f"fraction {frac!r} for key {key!r} must be >= 0")
@@ -359,21 +357,10 @@ class PairsMixin:
                 raise ValueError(
                     f"fraction {frac!r} for key {key!r} must be in [0, 1] without replacement"
                 )
-        if seed is None:
-            seed = random.randint(0, 2**32 - 1)
-        from dstreams.core.rdd import _poisson
+        from dstreams.core.sampling import StratifiedSampler
 
-        def sample(split: int, it: Iterator[Any]) -> Iterator[Any]:
-            rng = random.Random(seed ^ split)
-            for kv in it:
-                frac = fractions[kv[0]]
-                if withReplacement:
-                    for _ in range(_poisson(rng, frac)):
-                        yield kv
-                elif rng.random() < frac:
-                    yield kv
-
-        return self.mapPartitionsWithIndex(sample, True)
+        sampler = StratifiedSampler(withReplacement, fractions, seed)
+        return self.mapPartitionsWithIndex(sampler.func, True)
 
     def sortBy(
         self: RDD[Any],

@@ -33,6 +33,7 @@ from dstreams.core.dependency import (
 )
 from dstreams.core.numeric import NumericMixin
 from dstreams.core.pairs import PairsMixin
+from dstreams.core.sampling import RangeSampler, Sampler
 from dstreams.storage.level import StorageLevel
 
 if TYPE_CHECKING:
@@ -300,14 +301,12 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
         return self.map(lambda x: (f(x), x)).groupByKey(numPartitions, **kwargs)
 
     def sample(self, withReplacement: bool, fraction: float, seed: int | None = None) -> RDD[T]:
-        """A sample; partition ``i`` draws from ``random.Random(seed ^ i)`` (PySpark's sampler)."""
+        """A sample: the same elements as PySpark's for a seed (see ``core/sampling.py``)."""
         if fraction < 0.0:
             raise ValueError(f"fraction={fraction!r} must be >= 0")
         if not withReplacement and fraction > 1.0:
             raise ValueError(f"fraction={fraction!r} must be in [0, 1] without replacement")
-        if seed is None:
-            seed = random.randint(0, 2**32 - 1)
-        return self.mapPartitionsWithIndex(_Sampler(withReplacement, fraction, seed).func, True)
+        return self.mapPartitionsWithIndex(Sampler(withReplacement, fraction, seed).func, True)
 
     def randomSplit(self, weights: list[float], seed: int | None = None) -> list[RDD[T]]:
         """Split by weights; deterministic for a seed."""
@@ -320,7 +319,7 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
         if seed is None:
             seed = random.randint(0, 2**32 - 1)
         return [
-            self.mapPartitionsWithIndex(_RangeSampler(lb, ub, seed).func, True)
+            self.mapPartitionsWithIndex(RangeSampler(lb, ub, seed).func, True)
             for lb, ub in zip(bounds, bounds[1:])
         ]
 
@@ -573,44 +572,3 @@ class _ZippedRDD(RDD[tuple[Any, Any]]):
                 f"partition {split} has {len(left)} and {len(right)}"
             )
         return zip(left, right)
-
-
-class _Sampler:
-    """PySpark's RDDSampler: Bernoulli or Poisson draws from ``Random(seed ^ split)``."""
-
-    def __init__(self, withReplacement: bool, fraction: float, seed: int) -> None:
-        self.withReplacement, self.fraction, self.seed = withReplacement, fraction, seed
-
-    def func(self, split: int, it: Iterator[Any]) -> Iterator[Any]:
-        rng = random.Random(self.seed ^ split)
-        if self.withReplacement:
-            for obj in it:
-                count = _poisson(rng, self.fraction)
-                for _ in range(count):
-                    yield obj
-        else:
-            frac = self.fraction
-            for obj in it:
-                if rng.random() < frac:
-                    yield obj
-
-
-def _poisson(rng: random.Random, mean: float) -> int:
-    if mean <= 0:
-        return 0
-    num_arrivals, t = 0, rng.expovariate(mean)
-    while t <= 1.0:
-        num_arrivals += 1
-        t += rng.expovariate(mean)
-    return num_arrivals
-
-
-class _RangeSampler:
-    def __init__(self, lb: float, ub: float, seed: int) -> None:
-        self.lb, self.ub, self.seed = lb, ub, seed
-
-    def func(self, split: int, it: Iterator[Any]) -> Iterator[Any]:
-        rng = random.Random(self.seed ^ split)
-        for obj in it:
-            if self.lb <= rng.random() < self.ub:
-                yield obj

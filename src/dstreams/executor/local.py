@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, Listener
 from typing import Any
 
+import dstreams
 from dstreams.conf import Conf
 from dstreams.errors import ExecutorLostError
 from dstreams.executor.base import ExecutorBackend
@@ -42,6 +43,7 @@ __all__ = ["LocalBackend"]
 log = logging.getLogger("dstreams.executor")
 
 START_TIMEOUT = 60.0
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(dstreams.__file__)))
 #: tasks in flight per worker: one running and one queued behind it hides the round trip
 SLOTS_PER_WORKER = 2
 
@@ -103,6 +105,11 @@ class LocalBackend(ExecutorBackend):
         address = self._listener.address
         env = dict(os.environ)
         env.update(self._executor_env)
+        # the worker must find this very dstreams even when the driver got it through a
+        # sys.path edit rather than an install or PYTHONPATH
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p
+        )
         env["DSTREAMS_AUTHKEY"] = self._authkey.hex()
         env["DSTREAMS_SYS_PATH"] = os.pathsep.join(p for p in sys.path if p)
         proc = subprocess.Popen(
