@@ -6,7 +6,8 @@ from operator import add
 from typing import Any
 
 from dstreams.core.dependency import ShuffleDependency
-from dstreams.core.rdd import RDD, PartitionerAwareUnionRDD, union_for_grouping
+from dstreams.core.primitives import PartitionerAwareUnionRDD, union_for_grouping
+from dstreams.core.rdd import RDD
 
 
 def shuffles(rdd: RDD[Any]) -> int:

@@ -18,7 +18,8 @@ import pytest
 
 from dstreams.conf import Conf
 from dstreams.core.dependency import Partitioner
-from dstreams.core.rdd import RDD, ShuffledRDD
+from dstreams.core.primitives import ShuffledRDD
+from dstreams.core.rdd import RDD
 from dstreams.executor.base import ExecutorBackend
 from dstreams.executor.local import LocalBackend
 from dstreams.scheduler.dag import ExecutorAdded, ExecutorLost, TaskFailed, TaskFinished

@@ -12,7 +12,8 @@ from typing import Any
 
 from dstreams.conf import Conf
 from dstreams.core.io import ParallelCollectionRDD
-from dstreams.core.rdd import RDD, UnionRDD
+from dstreams.core.primitives import UnionRDD
+from dstreams.core.rdd import RDD
 from dstreams.scheduler.dag import (
     DAGScheduler,
     ExecutorAdded,

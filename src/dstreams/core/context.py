@@ -30,7 +30,8 @@ from dstreams.core.io import (
     WholeTextFilesRDD,
     slice_like_pyspark,
 )
-from dstreams.core.rdd import RDD, UnionRDD
+from dstreams.core.primitives import UnionRDD
+from dstreams.core.rdd import RDD
 from dstreams.core.shared import Accumulator, AccumulatorParam, Broadcast, default_param
 from dstreams.errors import ContextStoppedError, SerializationError
 

@@ -182,7 +182,7 @@ class PairsMixin:
         partitionFunc: Callable[[Any], int] = portable_hash,
     ) -> RDD[Any]:
         """Move each pair to partition ``partitionFunc(key) % numPartitions``."""
-        from dstreams.core.rdd import ShuffledRDD
+        from dstreams.core.primitives import ShuffledRDD
 
         if numPartitions is None:
             numPartitions = self._defaultReducePartitions()
@@ -378,7 +378,7 @@ class PairsMixin:
             tagged.append(rdd.mapValues(lambda v, i=i: (i, v)))
         if numPartitions is None and self.ctx._conf.contains("dstreams.default.parallelism"):
             numPartitions = self.ctx.defaultParallelism
-        from dstreams.core.rdd import union_for_grouping
+        from dstreams.core.primitives import union_for_grouping
 
         return union_for_grouping(self.ctx, tagged, numPartitions).groupByKey(numPartitions)
 

@@ -4,13 +4,10 @@ An RDD knows its partitions, its dependencies, an optional partitioner and how t
 partition from its parents' iterators (``compute(split, task_context)``). Nothing here executes:
 actions hand the final RDD to ``Context.runJob``, which the scheduler splits into stages.
 
-The operator surface is PySpark's. It is composed from a few primitives defined in this module:
-
-* :class:`MapPartitionsRDD` (every element-wise operator; narrow, pipelined in one task),
-* :class:`ShuffledRDD` (``partitionBy``; the only wide dependency),
-* :class:`UnionRDD`, :class:`CoalescedRDD`, :class:`CartesianRDD` (narrow, many-to-one).
-
-Key-value operators live in ``core/pairs.py`` and actions in ``core/actions.py`` as mixins.
+The operator surface is PySpark's. It is composed from the few primitive RDDs of
+``core/primitives.py`` (``MapPartitionsRDD``, ``ShuffledRDD``, unions, coalesce, cartesian).
+Element-wise operators are defined here; key-value operators live in ``core/pairs.py``, actions
+in ``core/actions.py`` and numeric actions in ``core/numeric.py``, as mixins of :class:`RDD`.
 """
 
 from __future__ import annotations
@@ -24,11 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from dstreams.core.actions import ActionsMixin
 from dstreams.core.dependency import (
     Dependency,
-    ManyToOneDependency,
-    NarrowDependency,
-    OneToOneDependency,
     Partitioner,
-    RangeDependency,
     ShuffleDependency,
 )
 from dstreams.core.numeric import NumericMixin
@@ -40,16 +33,7 @@ if TYPE_CHECKING:
     from dstreams.core.context import Context
     from dstreams.scheduler.task import TaskContext
 
-__all__ = [
-    "RDD",
-    "MapPartitionsRDD",
-    "ShuffledRDD",
-    "UnionRDD",
-    "PartitionerAwareUnionRDD",
-    "union_for_grouping",
-    "CoalescedRDD",
-    "CartesianRDD",
-]
+__all__ = ["RDD"]
 
 T = TypeVar("T")  #: element type of an RDD
 U = TypeVar("U")  #: element type after a transformation
@@ -224,7 +208,7 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
     ) -> RDD[U]:
         """Apply ``f(partitionIndex, iterator)`` to each partition."""
         _check_callable(f, "mapPartitionsWithIndex")
-        return MapPartitionsRDD(self, f, preservesPartitioning)
+        return _prim.MapPartitionsRDD(self, f, preservesPartitioning)
 
     def mapPartitionsWithSplit(
         self,
@@ -244,27 +228,27 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
             [3, 7]
         """
         _check_callable(f, "mapPartitions")
-        return MapPartitionsRDD(self, lambda _, it: f(it), preservesPartitioning)
+        return _prim.MapPartitionsRDD(self, lambda _, it: f(it), preservesPartitioning)
 
     def map(self, f: Callable[[T], U], preservesPartitioning: bool = False) -> RDD[U]:
         """Apply ``f`` to every element."""
         _check_callable(f, "map")
-        return MapPartitionsRDD(self, lambda _, it: map(f, it), preservesPartitioning)
+        return _prim.MapPartitionsRDD(self, lambda _, it: map(f, it), preservesPartitioning)
 
     def flatMap(self, f: Callable[[T], Iterable[U]], preservesPartitioning: bool = False) -> RDD[U]:
         """Apply ``f`` to every element and flatten the results."""
         _check_callable(f, "flatMap")
         chain = itertools.chain.from_iterable
-        return MapPartitionsRDD(self, lambda _, it: chain(map(f, it)), preservesPartitioning)
+        return _prim.MapPartitionsRDD(self, lambda _, it: chain(map(f, it)), preservesPartitioning)
 
     def filter(self, f: Callable[[T], bool]) -> RDD[T]:
         """Keep the elements for which ``f`` is true."""
         _check_callable(f, "filter")
-        return MapPartitionsRDD(self, lambda _, it: filter(f, it), True)
+        return _prim.MapPartitionsRDD(self, lambda _, it: filter(f, it), True)
 
     def glom(self) -> RDD[list[T]]:
         """One list per partition."""
-        return MapPartitionsRDD(self, lambda _, it: [list(it)], False)
+        return _prim.MapPartitionsRDD(self, lambda _, it: [list(it)], False)
 
     def keyBy(self, f: Callable[[T], Any]) -> RDD[tuple[Any, T]]:
         _check_callable(f, "keyBy")
@@ -291,7 +275,7 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
         """All pairs ``(a, b)``; partition ``i * other.n + j`` pairs partitions i and j."""
         if not isinstance(other, RDD):
             raise TypeError(f"cartesian expects an RDD, got {other!r}")
-        return CartesianRDD(self, other)
+        return _prim.CartesianRDD(self, other)
 
     def groupBy(
         self, f: Callable[[T], Any], numPartitions: int | None = None, partitionFunc: Any = None
@@ -353,7 +337,7 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
                 f"Can only zip RDDs with the same number of partitions: "
                 f"{self.getNumPartitions()} != {other.getNumPartitions()}"
             )
-        return _ZippedRDD(self, other)
+        return _prim.ZippedRDD(self, other)
 
     def coalesce(self, numPartitions: int, shuffle: bool = False) -> RDD[T]:
         """Fewer partitions by merging neighbours; with ``shuffle=True``, redistribute evenly."""
@@ -362,7 +346,7 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
             return self.repartition(numPartitions)
         if numPartitions >= self.getNumPartitions():
             return self
-        return CoalescedRDD(self, numPartitions)
+        return _prim.CoalescedRDD(self, numPartitions)
 
     def repartition(self, numPartitions: int) -> RDD[T]:
         """Exactly ``numPartitions`` partitions, records spread round-robin (shuffles)."""
@@ -429,146 +413,6 @@ def _check_positive(n: Any, what: str) -> None:
         raise ValueError(f"{what}={n!r} must be a positive integer")
 
 
-class MapPartitionsRDD(RDD[U]):
-    """``f(split, parent_iterator)`` over each parent partition: every narrow operator."""
-
-    def __init__(
-        self,
-        prev: RDD[Any],
-        f: Callable[[int, Iterator[Any]], Iterable[U]],
-        preservesPartitioning: bool = False,
-    ) -> None:
-        super().__init__(
-            prev.ctx,
-            [OneToOneDependency(prev)],
-            prev.getNumPartitions(),
-            prev.partitioner if preservesPartitioning else None,
-        )
-        self.func = f
-
-    def compute(self, split: int, tctx: TaskContext) -> Iterator[U]:
-        return iter(self.func(split, self._deps[0].rdd.iterator(split, tctx)))
-
-
-class ShuffledRDD(RDD[tuple[Any, Any]]):
-    """The records of a pair RDD, moved so that key ``k`` lands in ``partitioner(k)``.
-
-    The map side (``scheduler``) buckets each parent partition; this RDD's ``compute`` reads
-    bucket ``split`` of every map output, in map-partition order.
-    """
-
-    def __init__(self, prev: RDD[Any], partitioner: Partitioner) -> None:
-        dep = ShuffleDependency(prev, partitioner)
-        super().__init__(prev.ctx, [dep], partitioner.numPartitions, partitioner)
-        self.shuffle_id = dep.shuffle_id
-        if prev.ctx is not None:
-            weakref.finalize(dep, prev.ctx._remove_shuffle, dep.shuffle_id)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        state["_deps"] = []  # the worker reads map outputs; it never needs the parent
-        return state
-
-    def compute(self, split: int, tctx: TaskContext) -> Iterator[tuple[Any, Any]]:
-        return tctx.fetch_shuffle(self.shuffle_id, split)
-
-
-class UnionRDD(RDD[T]):
-    """The partitions of several RDDs, one after the other."""
-
-    def __init__(self, ctx: Context, rdds: list[RDD[Any]]) -> None:
-        deps: list[Dependency] = []
-        pos = 0
-        for r in rdds:
-            deps.append(RangeDependency(r, 0, pos, r.getNumPartitions()))
-            pos += r.getNumPartitions()
-        super().__init__(ctx, deps, pos)
-
-    def compute(self, split: int, tctx: TaskContext) -> Iterator[T]:
-        for dep in self._deps:
-            assert isinstance(dep, RangeDependency)
-            parents = dep.get_parents(split)
-            if parents:
-                return dep.rdd.iterator(parents[0], tctx)
-        raise IndexError(f"partition {split} out of range for {self!r}")
-
-
-def union_for_grouping(ctx: Context, rdds: list[RDD[Any]], numPartitions: int | None) -> RDD[Any]:
-    """A union for an operator that next groups by key into ``numPartitions`` partitions.
-
-    When every input already has the same partitioner with ``numPartitions`` partitions, the
-    union lines their partitions up (Spark's PartitionerAwareUnionRDD) and keeps the
-    partitioner, so the grouping that follows needs no shuffle. The grouped result is
-    identical, order included: after a shuffle, reduce partition ``i`` would receive exactly
-    partition ``i`` of each input, in input order. Otherwise it is ``ctx.union``. Internal: the
-    public ``union`` keeps PySpark's concatenation.
-    """
-    first = rdds[0].partitioner
-    if (
-        numPartitions is not None
-        and first is not None
-        and first.numPartitions == numPartitions
-        and all(r.partitioner == first for r in rdds)
-    ):
-        return PartitionerAwareUnionRDD(ctx, rdds)
-    return ctx.union(rdds)
-
-
-class PartitionerAwareUnionRDD(RDD[T]):
-    """Partition ``i`` is partition ``i`` of every input (all share one partitioner)."""
-
-    def __init__(self, ctx: Context, rdds: list[RDD[Any]]) -> None:
-        deps: list[Dependency] = [OneToOneDependency(r) for r in rdds]
-        super().__init__(ctx, deps, rdds[0].getNumPartitions(), rdds[0].partitioner)
-
-    def compute(self, split: int, tctx: TaskContext) -> Iterator[T]:
-        return itertools.chain.from_iterable(d.rdd.iterator(split, tctx) for d in self._deps)
-
-
-class CoalescedRDD(RDD[T]):
-    """``n`` partitions, each the concatenation of a contiguous run of parent partitions."""
-
-    def __init__(self, prev: RDD[T], n: int) -> None:
-        m = prev.getNumPartitions()
-        groups = [list(range(i * m // n, (i + 1) * m // n)) for i in range(n)]
-        super().__init__(prev.ctx, [ManyToOneDependency(prev, groups)], n)
-
-    def compute(self, split: int, tctx: TaskContext) -> Iterator[T]:
-        dep = self._deps[0]
-        assert isinstance(dep, NarrowDependency)
-        return itertools.chain.from_iterable(
-            dep.rdd.iterator(p, tctx) for p in dep.get_parents(split)
-        )
-
-
-class CartesianRDD(RDD[tuple[Any, Any]]):
-    def __init__(self, a: RDD[Any], b: RDD[Any]) -> None:
-        na, nb = a.getNumPartitions(), b.getNumPartitions()
-        deps: list[Dependency] = [
-            ManyToOneDependency(a, [[i // nb] for i in range(na * nb)]),
-            ManyToOneDependency(b, [[i % nb] for i in range(na * nb)]),
-        ]
-        super().__init__(a.ctx, deps, na * nb)
-        self._nb = nb
-
-    def compute(self, split: int, tctx: TaskContext) -> Iterator[tuple[Any, Any]]:
-        left = self._deps[0].rdd.iterator(split // self._nb, tctx)
-        right = list(self._deps[1].rdd.iterator(split % self._nb, tctx))
-        return ((x, y) for x in left for y in right)
-
-
-class _ZippedRDD(RDD[tuple[Any, Any]]):
-    def __init__(self, a: RDD[Any], b: RDD[Any]) -> None:
-        super().__init__(
-            a.ctx, [OneToOneDependency(a), OneToOneDependency(b)], a.getNumPartitions()
-        )
-
-    def compute(self, split: int, tctx: TaskContext) -> Iterator[tuple[Any, Any]]:
-        left = list(self._deps[0].rdd.iterator(split, tctx))
-        right = list(self._deps[1].rdd.iterator(split, tctx))
-        if len(left) != len(right):
-            raise ValueError(
-                f"Can only zip RDDs with the same number of elements in each partition: "
-                f"partition {split} has {len(left)} and {len(right)}"
-            )
-        return zip(left, right)
+# The primitives subclass RDD, so this module refers to them through their module (imported
+# here, after RDD exists), whichever of the two modules is imported first.
+from dstreams.core import primitives as _prim  # noqa: E402

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from dstreams.core.rdd import union_for_grouping
+from dstreams.core.primitives import union_for_grouping
 from dstreams.streaming.dstream import DStream
 
 __all__ = ["ReducedWindowedDStream", "WindowedDStream"]
