@@ -22,9 +22,24 @@ from typing import Any
 from dstreams.core.dependency import ShuffleDependency
 from dstreams.core.rdd import RDD
 from dstreams.errors import JobAbortedError, TaskFailedError
+from dstreams.scheduler.events import (
+    Cleanup,
+    ExecutorAdded,
+    ExecutorLost,
+    JobFailed,
+    JobSucceeded,
+    KillTask,
+    Launch,
+    MergeAccumulators,
+    RemoveBlocks,
+    TaskFailed,
+    TaskFinished,
+    Tick,
+)
 from dstreams.scheduler.task import Location, TaskError, TaskResult, TaskSpec
 from dstreams.scheduler.taskset import SpeculationConfig, TaskSetManager
 
+# the events and actions are re-exported: they are this state machine's vocabulary
 __all__ = [
     "DAGScheduler",
     "Stage",
@@ -43,80 +58,6 @@ __all__ = [
 ]
 
 MAX_STAGE_ATTEMPTS = 4
-
-
-# -- events ------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ExecutorAdded:
-    executor_id: str
-    address: Any
-    slots: int
-
-
-@dataclass(frozen=True)
-class ExecutorLost:
-    executor_id: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class TaskFinished:
-    result: TaskResult
-
-
-@dataclass(frozen=True)
-class TaskFailed:
-    error: TaskError
-
-
-@dataclass(frozen=True)
-class Tick:
-    """Periodic: lets the scheduler check for stragglers."""
-
-
-@dataclass(frozen=True)
-class Cleanup:
-    """An RDD or shuffle was garbage-collected or unpersisted on the driver."""
-
-    kind: str  # "rdd" | "shuffle"
-    ident: int
-
-
-# -- actions -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Launch:
-    executor_id: str
-    spec: TaskSpec
-    stage: Stage
-
-
-@dataclass(frozen=True)
-class JobSucceeded:
-    results: list[Any]
-
-
-@dataclass(frozen=True)
-class JobFailed:
-    error: Exception
-
-
-@dataclass(frozen=True)
-class MergeAccumulators:
-    updates: dict[int, Any]
-
-
-@dataclass(frozen=True)
-class KillTask:
-    """Stop a running attempt that is no longer needed (a speculative loser, a finished job)."""
-
-    executor_id: str
-    task_id: int
-
-
-@dataclass(frozen=True)
-class RemoveBlocks:
-    kind: str  # "rdd" | "shuffle"
-    ident: int
 
 
 @dataclass(eq=False)

@@ -1,0 +1,106 @@
+"""The events the DAG scheduler consumes and the actions it returns (plain data).
+
+Backends post events (``ExecutorAdded``, ``ExecutorLost``, ``TaskFinished``, ``TaskFailed``);
+the job runner adds ``Tick`` and ``Cleanup``. ``DAGScheduler.handle`` answers with actions
+(``Launch``, ``KillTask``, ``MergeAccumulators``, ``RemoveBlocks``, ``JobSucceeded``,
+``JobFailed``) that the runner carries out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from dstreams.scheduler.task import TaskError, TaskResult, TaskSpec
+
+if TYPE_CHECKING:
+    from dstreams.scheduler.dag import Stage
+
+__all__ = [
+    "ExecutorAdded",
+    "ExecutorLost",
+    "TaskFinished",
+    "TaskFailed",
+    "Tick",
+    "Cleanup",
+    "Launch",
+    "JobSucceeded",
+    "JobFailed",
+    "MergeAccumulators",
+    "KillTask",
+    "RemoveBlocks",
+]
+
+
+# -- events ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExecutorAdded:
+    executor_id: str
+    address: Any
+    slots: int
+
+
+@dataclass(frozen=True)
+class ExecutorLost:
+    executor_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class TaskFinished:
+    result: TaskResult
+
+
+@dataclass(frozen=True)
+class TaskFailed:
+    error: TaskError
+
+
+@dataclass(frozen=True)
+class Tick:
+    """Periodic: lets the scheduler check for stragglers."""
+
+
+@dataclass(frozen=True)
+class Cleanup:
+    """An RDD or shuffle was garbage-collected or unpersisted on the driver."""
+
+    kind: str  # "rdd" | "shuffle"
+    ident: int
+
+
+# -- actions -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Launch:
+    executor_id: str
+    spec: TaskSpec
+    stage: Stage  # the stage whose closure the task runs
+
+
+@dataclass(frozen=True)
+class JobSucceeded:
+    results: list[Any]
+
+
+@dataclass(frozen=True)
+class JobFailed:
+    error: Exception
+
+
+@dataclass(frozen=True)
+class MergeAccumulators:
+    updates: dict[int, Any]
+
+
+@dataclass(frozen=True)
+class KillTask:
+    """Stop a running attempt that is no longer needed (a speculative loser, a finished job)."""
+
+    executor_id: str
+    task_id: int
+
+
+@dataclass(frozen=True)
+class RemoveBlocks:
+    kind: str  # "rdd" | "shuffle"
+    ident: int
