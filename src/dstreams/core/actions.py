@@ -24,20 +24,42 @@ class ActionsMixin:
     """PySpark's RDD actions."""
 
     def collect(self: RDD[Any]) -> list[Any]:
-        """All elements, in partition order."""
+        """All elements, in partition order.
+
+        Example:
+            >>> sc.parallelize([1, 2, 3], 2).collect()
+            [1, 2, 3]
+        """
         return self.ctx.runJob(self, list)
 
     def count(self: RDD[Any]) -> int:
+        """The number of elements.
+
+        Example:
+            >>> sc.parallelize([2, 3, 4]).count()
+            3
+        """
         return sum(self.ctx._run_job_per_partition(self, _count))
 
     def first(self: RDD[Any]) -> Any:
+        """The first element; ValueError if the RDD is empty.
+
+        Example:
+            >>> sc.parallelize([2, 3, 4]).first()
+            2
+        """
         rs = self.take(1)
         if rs:
             return rs[0]
         raise ValueError("RDD is empty")
 
     def take(self: RDD[Any], num: int) -> list[Any]:
-        """The first ``num`` elements, scanning as few partitions as possible (as PySpark)."""
+        """The first ``num`` elements, scanning as few partitions as possible (as PySpark).
+
+        Example:
+            >>> sc.parallelize([2, 3, 4, 5, 6]).take(2)
+            [2, 3]
+        """
         items: list[Any] = []
         total_parts = self.getNumPartitions()
         parts_scanned = 0
@@ -65,15 +87,31 @@ class ActionsMixin:
         return items[:num]
 
     def isEmpty(self: RDD[Any]) -> bool:
+        """True if the RDD has no elements (looks at as few partitions as possible).
+
+        Example:
+            >>> sc.parallelize([]).isEmpty()
+            True
+        """
         return self.getNumPartitions() == 0 or len(self.take(1)) == 0
 
     def top(self: RDD[Any], num: int, key: Callable[[Any], Any] | None = None) -> list[Any]:
-        """The ``num`` largest elements, largest first."""
+        """The ``num`` largest elements, largest first.
+
+        Example:
+            >>> sc.parallelize([10, 4, 2, 12, 3]).top(2)
+            [12, 10]
+        """
         parts = self.ctx._run_job_per_partition(self, lambda it: heapq.nlargest(num, it, key=key))
         return heapq.nlargest(num, (x for p in parts for x in p), key=key)
 
     def takeOrdered(self: RDD[Any], num: int, key: Callable[[Any], Any] | None = None) -> list[Any]:
-        """The ``num`` smallest elements, in ascending order."""
+        """The ``num`` smallest elements, in ascending order.
+
+        Example:
+            >>> sc.parallelize([10, 1, 2, 9, 3, 4, 5, 6, 7]).takeOrdered(3)
+            [1, 2, 3]
+        """
         parts = self.ctx._run_job_per_partition(self, lambda it: heapq.nsmallest(num, it, key=key))
         return heapq.nsmallest(num, (x for p in parts for x in p), key=key)
 
@@ -113,7 +151,13 @@ class ActionsMixin:
 
     # -- folding -------------------------------------------------------------------------------
     def reduce(self: RDD[Any], f: Callable[[Any, Any], Any]) -> Any:
-        """Reduce all elements with a commutative, associative ``f``."""
+        """Reduce all elements with a commutative, associative ``f``.
+
+        Example:
+            >>> from operator import add
+            >>> sc.parallelize([1, 2, 3, 4, 5]).reduce(add)
+            15
+        """
         if not callable(f):
             raise TypeError(f"reduce expects a function, got {f!r}")
 
@@ -132,7 +176,13 @@ class ActionsMixin:
         return self.reduce(f)
 
     def fold(self: RDD[Any], zeroValue: Any, op: Callable[[Any, Any], Any]) -> Any:
-        """Fold each partition from ``zeroValue``, then fold the partition results."""
+        """Fold each partition from ``zeroValue``, then fold the partition results.
+
+        Example:
+            >>> from operator import add
+            >>> sc.parallelize([1, 2, 3, 4, 5]).fold(0, add)
+            15
+        """
 
         def func(it: Iterator[Any]) -> Any:
             acc = copy.deepcopy(zeroValue)
@@ -149,7 +199,14 @@ class ActionsMixin:
         seqOp: Callable[[Any, Any], Any],
         combOp: Callable[[Any, Any], Any],
     ) -> Any:
-        """Aggregate each partition with ``seqOp``, then combine with ``combOp``."""
+        """Aggregate each partition with ``seqOp``, then combine with ``combOp``.
+
+        Example:
+            >>> seq = lambda acc, x: (acc[0] + x, acc[1] + 1)
+            >>> comb = lambda a, b: (a[0] + b[0], a[1] + b[1])
+            >>> sc.parallelize([1, 2, 3, 4]).aggregate((0, 0), seq, comb)
+            (10, 4)
+        """
 
         def func(it: Iterator[Any]) -> Any:
             acc = copy.deepcopy(zeroValue)
@@ -186,7 +243,11 @@ class ActionsMixin:
 
     # -- side effects --------------------------------------------------------------------------
     def foreach(self: RDD[Any], f: Callable[[Any], Any]) -> None:
-        """Run ``f`` on every element, in the workers."""
+        """Run ``f`` on every element, in the workers.
+
+        Example:
+            >>> sc.parallelize([1, 2, 3]).foreach(print)  # prints in the workers
+        """
 
         def func(it: Iterator[Any]) -> int:
             for x in it:
@@ -209,7 +270,12 @@ class ActionsMixin:
 
     # -- counting and lookup -------------------------------------------------------------------
     def countByValue(self: RDD[Any]) -> dict[Any, int]:
-        """How many times each element occurs (a defaultdict(int), as PySpark)."""
+        """How many times each element occurs (a defaultdict(int), as PySpark).
+
+        Example:
+            >>> sorted(sc.parallelize([1, 2, 1, 2, 2], 2).countByValue().items())
+            [(1, 2), (2, 3)]
+        """
         from collections import Counter
 
         parts = self.ctx._run_job_per_partition(self, lambda it: dict(Counter(it)))
@@ -220,13 +286,30 @@ class ActionsMixin:
         return out
 
     def countByKey(self: RDD[Any]) -> dict[Any, int]:
+        """How many pairs each key has (a defaultdict(int)).
+
+        Example:
+            >>> sorted(sc.parallelize([("a", 1), ("b", 1), ("a", 1)]).countByKey().items())
+            [('a', 2), ('b', 1)]
+        """
         return self.map(lambda kv: kv[0]).countByValue()
 
     def collectAsMap(self: RDD[Any]) -> dict[Any, Any]:
+        """The pairs as a dict on the driver (a later pair wins for a repeated key).
+
+        Example:
+            >>> sc.parallelize([(1, 2), (3, 4)]).collectAsMap()
+            {1: 2, 3: 4}
+        """
         return dict(self.collect())
 
     def lookup(self: RDD[Any], key: Any) -> list[Any]:
-        """The values for ``key``; scans one partition when the RDD has a partitioner."""
+        """The values for ``key``; scans one partition when the RDD has a partitioner.
+
+        Example:
+            >>> sc.parallelize([("a", 1), ("b", 2), ("a", 3)]).lookup("a")
+            [1, 3]
+        """
         values = self.filter(lambda kv: kv[0] == key).values()
         if self.partitioner is not None:
             return self.ctx.runJob(values, list, [self.partitioner(key)])

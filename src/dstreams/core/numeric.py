@@ -59,24 +59,60 @@ class StatCounter:
         return self.n
 
     def mean(self) -> float:
+        """The mean of the elements.
+
+        Example:
+            >>> sc.parallelize([1, 2, 3]).mean()
+            2.0
+        """
         return float(self.mu) if self.n else float("nan")
 
     def sum(self) -> float:
+        """The sum of the elements.
+
+        Example:
+            >>> sc.parallelize([1.0, 2.0, 3.0]).sum()
+            6.0
+        """
         return self.n * self.mu
 
     def min(self) -> Any:
+        """The smallest element (by ``key`` if given).
+
+        Example:
+            >>> sc.parallelize([2.0, 5.0, 43.0, 10.0]).min()
+            2.0
+        """
         return self.minValue
 
     def max(self) -> Any:
+        """The largest element (by ``key`` if given).
+
+        Example:
+            >>> sc.parallelize([1.0, 5.0, 43.0, 10.0]).max()
+            43.0
+        """
         return self.maxValue
 
     def variance(self) -> float:
+        """The population variance.
+
+        Example:
+            >>> sc.parallelize([1, 2, 3]).variance()
+            0.6666666666666666
+        """
         return self.m2 / self.n if self.n else float("nan")
 
     def sampleVariance(self) -> float:
         return self.m2 / (self.n - 1) if self.n > 1 else float("nan")
 
     def stdev(self) -> float:
+        """The population standard deviation.
+
+        Example:
+            >>> sc.parallelize([1, 2, 3]).stdev()
+            0.816496580927726
+        """
         return math.sqrt(self.variance())
 
     def sampleStdev(self) -> float:
@@ -93,25 +129,67 @@ class NumericMixin:
     """PySpark's numeric RDD actions."""
 
     def sum(self: RDD[Any]) -> Any:
+        """The sum of the elements.
+
+        Example:
+            >>> sc.parallelize([1.0, 2.0, 3.0]).sum()
+            6.0
+        """
         return sum(self.ctx._run_job_per_partition(self, sum))
 
     def max(self: RDD[Any], key: Callable[[Any], Any] | None = None) -> Any:
+        """The largest element (by ``key`` if given).
+
+        Example:
+            >>> sc.parallelize([1.0, 5.0, 43.0, 10.0]).max()
+            43.0
+        """
         return self.reduce(max if key is None else (lambda a, b: max(a, b, key=key)))
 
     def min(self: RDD[Any], key: Callable[[Any], Any] | None = None) -> Any:
+        """The smallest element (by ``key`` if given).
+
+        Example:
+            >>> sc.parallelize([2.0, 5.0, 43.0, 10.0]).min()
+            2.0
+        """
         return self.reduce(min if key is None else (lambda a, b: min(a, b, key=key)))
 
     def stats(self: RDD[Any]) -> StatCounter:
+        """Count, mean, variance, min and max in one job (a :class:`StatCounter`).
+
+        Example:
+            >>> sc.parallelize([1, 2, 3]).stats().count()
+            3
+        """
         parts = self.ctx._run_job_per_partition(self, StatCounter)
         return _reduce(StatCounter.mergeStats, parts, StatCounter())
 
     def mean(self: RDD[Any]) -> float:
+        """The mean of the elements.
+
+        Example:
+            >>> sc.parallelize([1, 2, 3]).mean()
+            2.0
+        """
         return self.stats().mean()
 
     def variance(self: RDD[Any]) -> float:
+        """The population variance.
+
+        Example:
+            >>> sc.parallelize([1, 2, 3]).variance()
+            0.6666666666666666
+        """
         return self.stats().variance()
 
     def stdev(self: RDD[Any]) -> float:
+        """The population standard deviation.
+
+        Example:
+            >>> sc.parallelize([1, 2, 3]).stdev()
+            0.816496580927726
+        """
         return self.stats().stdev()
 
     def sampleVariance(self: RDD[Any]) -> float:

@@ -162,17 +162,39 @@ class PairsMixin:
 
     # -- value-side maps -------------------------------------------------------------------
     def mapValues(self: RDD[Any], f: Callable[[Any], Any]) -> RDD[Any]:
-        """Apply ``f`` to each value, keeping keys and partitioning."""
+        """Apply ``f`` to each value, keeping keys and partitioning.
+
+        Example:
+            >>> sc.parallelize([("a", ["x", "y"]), ("b", ["p"])]).mapValues(len).collect()
+            [('a', 2), ('b', 1)]
+        """
         return self.map(lambda kv: (kv[0], f(kv[1])), preservesPartitioning=True)
 
     def flatMapValues(self: RDD[Any], f: Callable[[Any], Iterable[Any]]) -> RDD[Any]:
-        """Apply ``f`` to each value and emit one pair per produced value."""
+        """Apply ``f`` to each value and emit one pair per produced value.
+
+        Example:
+            >>> sc.parallelize([("a", [1, 2]), ("b", [3])]).flatMapValues(lambda v: v).collect()
+            [('a', 1), ('a', 2), ('b', 3)]
+        """
         return self.flatMap(lambda kv: ((kv[0], x) for x in f(kv[1])), preservesPartitioning=True)
 
     def keys(self: RDD[Any]) -> RDD[Any]:
+        """The key of each pair.
+
+        Example:
+            >>> sc.parallelize([(1, 2), (3, 4)]).keys().collect()
+            [1, 3]
+        """
         return self.map(lambda kv: kv[0])
 
     def values(self: RDD[Any]) -> RDD[Any]:
+        """The value of each pair.
+
+        Example:
+            >>> sc.parallelize([(1, 2), (3, 4)]).values().collect()
+            [2, 4]
+        """
         return self.map(lambda kv: kv[1])
 
     # -- the shuffle ---------------------------------------------------------------------------
@@ -181,7 +203,12 @@ class PairsMixin:
         numPartitions: int | None,
         partitionFunc: Callable[[Any], int] = portable_hash,
     ) -> RDD[Any]:
-        """Move each pair to partition ``partitionFunc(key) % numPartitions``."""
+        """Move each pair to partition ``partitionFunc(key) % numPartitions``.
+
+        Example:
+            >>> sc.parallelize([(k, None) for k in range(6)]).partitionBy(2).keys().glom().collect()
+            [[0, 2, 4], [1, 3, 5]]
+        """
         from dstreams.core.primitives import ShuffledRDD
 
         if numPartitions is None:
@@ -204,7 +231,14 @@ class PairsMixin:
         numPartitions: int | None = None,
         partitionFunc: Callable[[Any], int] = portable_hash,
     ) -> RDD[Any]:
-        """Combine values per key: on the map side first, then across partitions."""
+        """Combine values per key: on the map side first, then across partitions.
+
+        Example:
+            >>> pairs = sc.parallelize([("a", 1), ("b", 1), ("a", 2)])
+            >>> lists = pairs.combineByKey(lambda v: [v], lambda c, v: c + [v], lambda a, b: a + b)
+            >>> sorted(lists.collect())
+            [('a', [1, 2]), ('b', [1])]
+        """
         for fn, name in (
             (createCombiner, "createCombiner"),
             (mergeValue, "mergeValue"),
@@ -258,7 +292,13 @@ class PairsMixin:
         numPartitions: int | None = None,
         partitionFunc: Callable[[Any], int] = portable_hash,
     ) -> RDD[Any]:
-        """Group the values of each key into one list-like :class:`ResultIterable`."""
+        """Group the values of each key into one list-like :class:`ResultIterable`.
+
+        Example:
+            >>> pairs = sc.parallelize([("a", 1), ("b", 1), ("a", 1)])
+            >>> sorted(pairs.groupByKey().mapValues(len).collect())
+            [('a', 2), ('b', 1)]
+        """
         if numPartitions is None:
             numPartitions = self._defaultReducePartitions()
         local = self.mapPartitions(_group_locally("groupByKey"), True)
@@ -272,7 +312,14 @@ class PairsMixin:
         numPartitions: int | None = None,
         partitionFunc: Callable[[Any], int] = portable_hash,
     ) -> RDD[Any]:
-        """Aggregate values per key from a fresh copy of ``zeroValue``."""
+        """Aggregate values per key from a fresh copy of ``zeroValue``.
+
+        Example:
+            >>> pairs = sc.parallelize([("a", 1), ("b", 1), ("a", 2)])
+            >>> sums = pairs.aggregateByKey(0, lambda acc, v: acc + v, lambda a, b: a + b)
+            >>> sorted(sums.collect())
+            [('a', 3), ('b', 1)]
+        """
 
         def create(v: Any) -> Any:
             return seqFunc(copy.deepcopy(zeroValue), v)
@@ -286,7 +333,13 @@ class PairsMixin:
         numPartitions: int | None = None,
         partitionFunc: Callable[[Any], int] = portable_hash,
     ) -> RDD[Any]:
-        """Fold values per key, starting from a fresh copy of ``zeroValue``."""
+        """Fold values per key, starting from a fresh copy of ``zeroValue``.
+
+        Example:
+            >>> from operator import add
+            >>> sorted(sc.parallelize([("a", 1), ("b", 1), ("a", 1)]).foldByKey(0, add).collect())
+            [('a', 2), ('b', 1)]
+        """
         return self.aggregateByKey(zeroValue, func, func, numPartitions, partitionFunc)
 
     # -- ordering ------------------------------------------------------------------------------
@@ -296,7 +349,12 @@ class PairsMixin:
         numPartitions: int | None = None,
         keyfunc: Callable[[Any], Any] = lambda x: x,
     ) -> RDD[Any]:
-        """Sort by key with range partitioning (PySpark's sampling of the bounds)."""
+        """Sort by key with range partitioning (PySpark's sampling of the bounds).
+
+        Example:
+            >>> sc.parallelize([("b", 2), ("a", 1), ("c", 3)]).sortByKey().first()
+            ('a', 1)
+        """
         if numPartitions is None:
             numPartitions = self._defaultReducePartitions()
 
@@ -368,7 +426,12 @@ class PairsMixin:
         ascending: bool = True,
         numPartitions: int | None = None,
     ) -> RDD[Any]:
-        """Sort by ``keyfunc(x)``."""
+        """Sort by ``keyfunc(x)``.
+
+        Example:
+            >>> sc.parallelize([3, 1, 2]).sortBy(lambda x: -x).collect()
+            [3, 2, 1]
+        """
         return self.keyBy(keyfunc).sortByKey(ascending, numPartitions).values()
 
     # -- joins ---------------------------------------------------------------------------------
@@ -383,29 +446,60 @@ class PairsMixin:
         return union_for_grouping(self.ctx, tagged, numPartitions).groupByKey(numPartitions)
 
     def join(self: RDD[Any], other: RDD[Any], numPartitions: int | None = None) -> RDD[Any]:
-        """Inner join: ``(k, (v, w))`` for every matching pair."""
+        """Inner join: ``(k, (v, w))`` for every matching pair.
+
+        Example:
+            >>> x = sc.parallelize([("a", 1), ("b", 4)])
+            >>> sorted(x.join(sc.parallelize([("a", 2), ("a", 3)])).collect())
+            [('a', (1, 2)), ('a', (1, 3))]
+        """
         return self._tagged_group([other], numPartitions).flatMapValues(_pairs_of(False, False))
 
     def leftOuterJoin(
         self: RDD[Any], other: RDD[Any], numPartitions: int | None = None
     ) -> RDD[Any]:
-        """``(k, (v, w))``, with ``w`` None when ``other`` lacks the key."""
+        """``(k, (v, w))``, with ``w`` None when ``other`` lacks the key.
+
+        Example:
+            >>> x = sc.parallelize([("a", 1), ("b", 4)])
+            >>> sorted(x.leftOuterJoin(sc.parallelize([("a", 2)])).collect())
+            [('a', (1, 2)), ('b', (4, None))]
+        """
         return self._tagged_group([other], numPartitions).flatMapValues(_pairs_of(False, True))
 
     def rightOuterJoin(
         self: RDD[Any], other: RDD[Any], numPartitions: int | None = None
     ) -> RDD[Any]:
-        """``(k, (v, w))``, with ``v`` None when ``self`` lacks the key."""
+        """``(k, (v, w))``, with ``v`` None when ``self`` lacks the key.
+
+        Example:
+            >>> x = sc.parallelize([("a", 1), ("b", 4)])
+            >>> sorted(sc.parallelize([("a", 2)]).rightOuterJoin(x).collect())
+            [('a', (2, 1)), ('b', (None, 4))]
+        """
         return self._tagged_group([other], numPartitions).flatMapValues(_pairs_of(True, False))
 
     def fullOuterJoin(
         self: RDD[Any], other: RDD[Any], numPartitions: int | None = None
     ) -> RDD[Any]:
-        """``(k, (v, w))`` for every key of either side, None for the missing side."""
+        """``(k, (v, w))`` for every key of either side, None for the missing side.
+
+        Example:
+            >>> x = sc.parallelize([("a", 1), ("b", 4)])
+            >>> sorted(x.fullOuterJoin(sc.parallelize([("a", 2), ("c", 8)])).collect())
+            [('a', (1, 2)), ('b', (4, None)), ('c', (None, 8))]
+        """
         return self._tagged_group([other], numPartitions).flatMapValues(_pairs_of(True, True))
 
     def cogroup(self: RDD[Any], other: RDD[Any], numPartitions: int | None = None) -> RDD[Any]:
-        """``(k, (values in self, values in other))`` for every key of either side."""
+        """``(k, (values in self, values in other))`` for every key of either side.
+
+        Example:
+            >>> x = sc.parallelize([("a", 1), ("b", 4)])
+            >>> grouped = x.cogroup(sc.parallelize([("a", 2)]))
+            >>> [(k, tuple(map(list, v))) for k, v in sorted(grouped.collect())]
+            [('a', ([1], [2])), ('b', ([4], []))]
+        """
         return self.groupWith(other, numPartitions=numPartitions)
 
     def groupWith(self: RDD[Any], *others: RDD[Any], numPartitions: int | None = None) -> RDD[Any]:
@@ -423,7 +517,13 @@ class PairsMixin:
     def subtractByKey(
         self: RDD[Any], other: RDD[Any], numPartitions: int | None = None
     ) -> RDD[Any]:
-        """Pairs of ``self`` whose key is not in ``other``."""
+        """Pairs of ``self`` whose key is not in ``other``.
+
+        Example:
+            >>> x = sc.parallelize([("a", 1), ("b", 4), ("b", 5)])
+            >>> sorted(x.subtractByKey(sc.parallelize([("a", 3)])).collect())
+            [('b', 4), ('b', 5)]
+        """
 
         def filter_func(pair: tuple[Any, Any]) -> bool:
             _, (val1, val2) = pair
@@ -432,12 +532,23 @@ class PairsMixin:
         return self.cogroup(other, numPartitions).filter(filter_func).flatMapValues(lambda x: x[0])
 
     def subtract(self: RDD[Any], other: RDD[Any], numPartitions: int | None = None) -> RDD[Any]:
-        """Elements of ``self`` not in ``other``."""
+        """Elements of ``self`` not in ``other``.
+
+        Example:
+            >>> sorted(sc.parallelize([1, 2, 3, 4]).subtract(sc.parallelize([2, 4])).collect())
+            [1, 3]
+        """
         rdd = other.map(lambda x: (x, True))
         return self.map(lambda x: (x, True)).subtractByKey(rdd, numPartitions).keys()
 
     def intersection(self: RDD[Any], other: RDD[Any]) -> RDD[Any]:
-        """Distinct elements present in both RDDs."""
+        """Distinct elements present in both RDDs.
+
+        Example:
+            >>> both = sc.parallelize([1, 2, 3, 3]).intersection(sc.parallelize([3, 1, 5]))
+            >>> sorted(both.collect())
+            [1, 3]
+        """
         return (
             self.map(lambda v: (v, None))
             .cogroup(other.map(lambda v: (v, None)))

@@ -206,7 +206,12 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
         f: Callable[[int, Iterator[T]], Iterable[U]],
         preservesPartitioning: bool = False,
     ) -> RDD[U]:
-        """Apply ``f(partitionIndex, iterator)`` to each partition."""
+        """Apply ``f(partitionIndex, iterator)`` to each partition.
+
+        Example:
+            >>> sc.parallelize([1, 2, 3, 4], 4).mapPartitionsWithIndex(lambda i, it: [i]).sum()
+            6
+        """
         _check_callable(f, "mapPartitionsWithIndex")
         return _prim.MapPartitionsRDD(self, f, preservesPartitioning)
 
@@ -231,31 +236,62 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
         return _prim.MapPartitionsRDD(self, lambda _, it: f(it), preservesPartitioning)
 
     def map(self, f: Callable[[T], U], preservesPartitioning: bool = False) -> RDD[U]:
-        """Apply ``f`` to every element."""
+        """Apply ``f`` to every element.
+
+        Example:
+            >>> sc.parallelize(["b", "a", "c"]).map(lambda x: (x, 1)).collect()
+            [('b', 1), ('a', 1), ('c', 1)]
+        """
         _check_callable(f, "map")
         return _prim.MapPartitionsRDD(self, lambda _, it: map(f, it), preservesPartitioning)
 
     def flatMap(self, f: Callable[[T], Iterable[U]], preservesPartitioning: bool = False) -> RDD[U]:
-        """Apply ``f`` to every element and flatten the results."""
+        """Apply ``f`` to every element and flatten the results.
+
+        Example:
+            >>> sc.parallelize(["a b", "c"]).flatMap(lambda s: s.split()).collect()
+            ['a', 'b', 'c']
+        """
         _check_callable(f, "flatMap")
         chain = itertools.chain.from_iterable
         return _prim.MapPartitionsRDD(self, lambda _, it: chain(map(f, it)), preservesPartitioning)
 
     def filter(self, f: Callable[[T], bool]) -> RDD[T]:
-        """Keep the elements for which ``f`` is true."""
+        """Keep the elements for which ``f`` is true.
+
+        Example:
+            >>> sc.parallelize([1, 2, 3, 4, 5]).filter(lambda x: x % 2 == 0).collect()
+            [2, 4]
+        """
         _check_callable(f, "filter")
         return _prim.MapPartitionsRDD(self, lambda _, it: filter(f, it), True)
 
     def glom(self) -> RDD[list[T]]:
-        """One list per partition."""
+        """One list per partition.
+
+        Example:
+            >>> sc.parallelize([1, 2, 3, 4], 2).glom().collect()
+            [[1, 2], [3, 4]]
+        """
         return _prim.MapPartitionsRDD(self, lambda _, it: [list(it)], False)
 
     def keyBy(self, f: Callable[[T], Any]) -> RDD[tuple[Any, T]]:
+        """Pair each element with a key: ``(f(x), x)``.
+
+        Example:
+            >>> sc.parallelize(range(3)).keyBy(lambda x: x * x).collect()
+            [(0, 0), (1, 1), (4, 2)]
+        """
         _check_callable(f, "keyBy")
         return self.map(lambda x: (f(x), x))
 
     def union(self, other: RDD[U]) -> RDD[T | U]:
-        """Concatenate the partitions of both RDDs (no deduplication)."""
+        """Concatenate the partitions of both RDDs (no deduplication).
+
+        Example:
+            >>> sc.parallelize([1, 1, 2], 1).union(sc.parallelize([3], 1)).collect()
+            [1, 1, 2, 3]
+        """
         if not isinstance(other, RDD):
             raise TypeError(f"union expects an RDD, got {other!r}")
         return self.ctx.union([self, other])
@@ -264,7 +300,12 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
         return self.union(other)
 
     def distinct(self, numPartitions: int | None = None) -> RDD[T]:
-        """The distinct elements (shuffles)."""
+        """The distinct elements (shuffles).
+
+        Example:
+            >>> sorted(sc.parallelize([1, 1, 2, 3]).distinct().collect())
+            [1, 2, 3]
+        """
         return (
             self.map(lambda x: (x, None))
             .reduceByKey(lambda x, _: x, numPartitions)
@@ -272,7 +313,12 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
         )
 
     def cartesian(self, other: RDD[U]) -> RDD[tuple[T, U]]:
-        """All pairs ``(a, b)``; partition ``i * other.n + j`` pairs partitions i and j."""
+        """All pairs ``(a, b)``; partition ``i * other.n + j`` pairs partitions i and j.
+
+        Example:
+            >>> sorted(sc.parallelize([1, 2]).cartesian(sc.parallelize(['a'])).collect())
+            [(1, 'a'), (2, 'a')]
+        """
         if not isinstance(other, RDD):
             raise TypeError(f"cartesian expects an RDD, got {other!r}")
         return _prim.CartesianRDD(self, other)
@@ -285,7 +331,12 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
         return self.map(lambda x: (f(x), x)).groupByKey(numPartitions, **kwargs)
 
     def sample(self, withReplacement: bool, fraction: float, seed: int | None = None) -> RDD[T]:
-        """A sample: the same elements as PySpark's for a seed (see ``core/sampling.py``)."""
+        """A sample: the same elements as PySpark's for a seed (see ``core/sampling.py``).
+
+        Example:
+            >>> sc.parallelize(range(100), 4).sample(False, 0.1, 3).collect()
+            [11, 15, 61, 63, 99]
+        """
         if fraction < 0.0:
             raise ValueError(f"fraction={fraction!r} must be >= 0")
         if not withReplacement and fraction > 1.0:
@@ -308,7 +359,12 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
         ]
 
     def zipWithIndex(self) -> RDD[tuple[T, int]]:
-        """Pair each element with its index; runs a job to count the partitions first."""
+        """Pair each element with its index; runs a job to count the partitions first.
+
+        Example:
+            >>> sc.parallelize(["a", "b", "c", "d"], 3).zipWithIndex().collect()
+            [('a', 0), ('b', 1), ('c', 2), ('d', 3)]
+        """
         starts = [0]
         n = self.getNumPartitions()
         if n > 1:
@@ -322,7 +378,12 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
         return self.mapPartitionsWithIndex(func)
 
     def zipWithUniqueId(self) -> RDD[tuple[T, int]]:
-        """Pair elements with ids ``k, n+k, 2n+k, ...`` in partition k (no job needed)."""
+        """Pair elements with ids ``k, n+k, 2n+k, ...`` in partition k (no job needed).
+
+        Example:
+            >>> sc.parallelize(["a", "b", "c", "d", "e"], 3).zipWithUniqueId().collect()
+            [('a', 0), ('b', 1), ('c', 4), ('d', 2), ('e', 5)]
+        """
         n = self.getNumPartitions()
 
         def func(k: int, it: Iterator[T]) -> Iterator[tuple[T, int]]:
@@ -331,7 +392,13 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
         return self.mapPartitionsWithIndex(func)
 
     def zip(self, other: RDD[U]) -> RDD[tuple[T, U]]:
-        """Pair elements position by position; both RDDs need the same partition sizes."""
+        """Pair elements position by position; both RDDs need the same partition sizes.
+
+        Example:
+            >>> x = sc.parallelize(range(3), 2)
+            >>> x.zip(x.map(lambda v: v * 10)).collect()
+            [(0, 0), (1, 10), (2, 20)]
+        """
         if self.getNumPartitions() != other.getNumPartitions():
             raise ValueError(
                 f"Can only zip RDDs with the same number of partitions: "
@@ -340,7 +407,12 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
         return _prim.ZippedRDD(self, other)
 
     def coalesce(self, numPartitions: int, shuffle: bool = False) -> RDD[T]:
-        """Fewer partitions by merging neighbours; with ``shuffle=True``, redistribute evenly."""
+        """Fewer partitions by merging neighbours; with ``shuffle=True``, redistribute evenly.
+
+        Example:
+            >>> sc.parallelize([1, 2, 3, 4, 5], 3).coalesce(1).glom().collect()
+            [[1, 2, 3, 4, 5]]
+        """
         _check_positive(numPartitions, "numPartitions")
         if shuffle:
             return self.repartition(numPartitions)
@@ -349,7 +421,12 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
         return _prim.CoalescedRDD(self, numPartitions)
 
     def repartition(self, numPartitions: int) -> RDD[T]:
-        """Exactly ``numPartitions`` partitions, records spread round-robin (shuffles)."""
+        """Exactly ``numPartitions`` partitions, records spread round-robin (shuffles).
+
+        Example:
+            >>> sc.parallelize(range(10), 2).repartition(4).getNumPartitions()
+            4
+        """
         _check_positive(numPartitions, "numPartitions")
 
         def add_keys(split: int, it: Iterator[T]) -> Iterator[tuple[int, T]]:
