@@ -126,3 +126,39 @@ def test_custom_accumulator_param(sc):
 def test_accumulator_without_param_for_non_numbers(sc):
     with pytest.raises(TypeError, match="AccumulatorParam"):
         sc.accumulator([1])
+
+
+def _worker_broadcast_ids(sc) -> set[int]:
+    def ids(_it):
+        from dstreams.core import shared
+
+        return [sorted(shared._broadcast_cache)]
+
+    return {i for part in sc.parallelize(range(4), 4).mapPartitions(ids).collect() for i in part}
+
+
+def _reader(*bs):
+    return lambda _: tuple(b.value for b in bs)
+
+
+def test_released_broadcasts_leave_the_workers(sc):
+    import gc
+    import os
+
+    kept = sc.broadcast({"keep": 1})
+    dropped = sc.broadcast({"drop": 2})
+    destroyed = sc.broadcast({"destroy": 3})
+    rdd = sc.parallelize(range(4), 4)
+    got = rdd.map(_reader(kept, dropped, destroyed))
+    assert set(got.collect()) == {({"keep": 1}, {"drop": 2}, {"destroy": 3})}
+    ids = {kept.id, dropped.id, destroyed.id}
+    assert ids <= _worker_broadcast_ids(sc)
+    path = destroyed._path
+    destroyed.destroy()
+    assert not os.path.exists(path)
+    del got, dropped
+    gc.collect()  # the driver no longer references `dropped`: workers forget it too
+    left = _worker_broadcast_ids(sc)
+    assert kept.id in left
+    assert not (ids - {kept.id}) & left
+    assert rdd.map(lambda _: kept.value["keep"]).collect() == [1, 1, 1, 1]

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, ClassVar
 
@@ -32,7 +33,13 @@ from dstreams.core.io import (
 )
 from dstreams.core.primitives import UnionRDD
 from dstreams.core.rdd import RDD
-from dstreams.core.shared import Accumulator, AccumulatorParam, Broadcast, default_param
+from dstreams.core.shared import (
+    Accumulator,
+    AccumulatorParam,
+    Broadcast,
+    default_param,
+    remove_broadcast_file,
+)
 from dstreams.errors import ContextStoppedError, SerializationError
 
 __all__ = ["Context"]
@@ -123,7 +130,6 @@ class Context:
         local_dir = self._conf.get_str("dstreams.local.dir")
         self._local_dir = tempfile.mkdtemp(prefix="dstreams-", dir=local_dir)
         self._accumulators: dict[int, Accumulator[Any]] = {}
-        self._broadcasts: dict[int, Broadcast[Any]] = {}
         self.setLogLevel(log_level)
         backend = None
         try:
@@ -363,9 +369,20 @@ class Context:
         except Exception as e:
             raise SerializationError(f"could not serialize the broadcast value: {e}") from e
         os.replace(tmp, path)
-        b: Broadcast[Any] = Broadcast(bid, path, value, on_driver=True)
-        self._broadcasts[bid] = b
+        b: Broadcast[Any] = Broadcast(
+            bid, path, value, on_driver=True, release=self._release_broadcast
+        )
+        # once the driver drops the Broadcast, its file and every worker's copy go too
+        weakref.finalize(b, self._forget_broadcast, bid, path)
         return b
+
+    def _release_broadcast(self, bid: int) -> None:
+        if not self._stopped:
+            self._runner.post_cleanup(("broadcast", bid))
+
+    def _forget_broadcast(self, bid: int, path: str) -> None:
+        remove_broadcast_file(path)
+        self._release_broadcast(bid)
 
     def accumulator(
         self, value: Any, accum_param: AccumulatorParam[Any] | None = None

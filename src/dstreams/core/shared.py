@@ -15,11 +15,19 @@ import copy
 import os
 import pickle
 import threading
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import cloudpickle
 
-__all__ = ["Broadcast", "Accumulator", "AccumulatorParam", "worker_accumulators"]
+__all__ = [
+    "Broadcast",
+    "Accumulator",
+    "AccumulatorParam",
+    "worker_accumulators",
+    "drop_worker_broadcast",
+    "remove_broadcast_file",
+]
 
 T = TypeVar("T")
 
@@ -32,11 +40,19 @@ _on_driver = threading.local()
 class Broadcast(Generic[T]):
     """A read-only value shipped to each worker once (``sc.broadcast(v)``)."""
 
-    def __init__(self, bid: int, path: str, value: Any = None, on_driver: bool = False) -> None:
+    def __init__(
+        self,
+        bid: int,
+        path: str,
+        value: Any = None,
+        on_driver: bool = False,
+        release: Callable[[int], None] | None = None,
+    ) -> None:
         self._id = bid
         self._path = path
         self._value = value
         self._on_driver = on_driver
+        self._release = release  # driver only: tells every worker to drop its copy
 
     @property
     def id(self) -> int:
@@ -58,17 +74,16 @@ class Broadcast(Generic[T]):
         return _broadcast_cache[self._id]
 
     def unpersist(self, blocking: bool = False) -> None:
-        """Drop worker copies; the value is re-read on next use."""
+        """Drop the workers' copies; a task that uses the value again re-reads it."""
         _broadcast_cache.pop(self._id, None)
+        if self._release is not None:
+            self._release(self._id)
 
     def destroy(self, blocking: bool = False) -> None:
         """Remove the value everywhere; it can no longer be used."""
-        _broadcast_cache.pop(self._id, None)
         if self._on_driver:
-            try:
-                os.unlink(self._path)
-            except FileNotFoundError:
-                pass
+            remove_broadcast_file(self._path)
+        self.unpersist()
         self._value = None
 
     def dump(self, value: Any, f: Any) -> None:
@@ -76,6 +91,18 @@ class Broadcast(Generic[T]):
 
     def __reduce__(self) -> Any:
         return (Broadcast, (self._id, self._path))
+
+
+def remove_broadcast_file(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def drop_worker_broadcast(bid: int) -> None:
+    """Forget a worker's cached copy of broadcast ``bid`` (the driver released it)."""
+    _broadcast_cache.pop(bid, None)
 
 
 class AccumulatorParam(Generic[T]):

@@ -29,7 +29,7 @@ from multiprocessing.connection import Client, Connection
 from typing import Any
 
 from dstreams.core.pairs import not_a_pair
-from dstreams.core.shared import worker_accumulators
+from dstreams.core.shared import drop_worker_broadcast, worker_accumulators
 from dstreams.errors import FetchFailedError, TaskKilledError
 from dstreams.scheduler.task import TaskContext, TaskError, TaskResult, TaskSpec
 from dstreams.storage.blocks import BlockClient, BlockServer, BlockStore
@@ -166,7 +166,10 @@ class Worker:
                         reply = ("failed", self._killed_error(spec))
                 send(pickle.dumps(reply, 5))
             elif kind == "remove":
-                self.store.remove_matching(msg[1], msg[2])
+                if msg[1] == "broadcast":
+                    drop_worker_broadcast(msg[2])
+                else:
+                    self.store.remove_matching(msg[1], msg[2])
             elif kind == "stop":
                 return
 

@@ -501,7 +501,7 @@ class DAGScheduler:
     def _on_cleanup(self, ev: Cleanup, actions: list[Any]) -> None:
         if ev.kind == "shuffle":
             self.map_outputs.pop(ev.ident, None)
-        else:
+        elif ev.kind == "rdd":
             for key in [k for k in self.cache_locs if k[0] == ev.ident]:
                 del self.cache_locs[key]
         actions.append(RemoveBlocks(ev.kind, ev.ident))

@@ -65,7 +65,7 @@ class Tick:
 class Cleanup:
     """An RDD or shuffle was garbage-collected or unpersisted on the driver."""
 
-    kind: str  # "rdd" | "shuffle"
+    kind: str  # "rdd" | "shuffle" | "broadcast"
     ident: int
 
 
@@ -102,5 +102,5 @@ class KillTask:
 
 @dataclass(frozen=True)
 class RemoveBlocks:
-    kind: str  # "rdd" | "shuffle"
+    kind: str  # "rdd" | "shuffle" | "broadcast"
     ident: int
