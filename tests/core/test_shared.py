@@ -150,7 +150,7 @@ def test_released_broadcasts_leave_the_workers(sc):
     destroyed = sc.broadcast({"destroy": 3})
     rdd = sc.parallelize(range(4), 4)
     got = rdd.map(_reader(kept, dropped, destroyed))
-    assert set(got.collect()) == {({"keep": 1}, {"drop": 2}, {"destroy": 3})}
+    assert got.collect() == [({"keep": 1}, {"drop": 2}, {"destroy": 3})] * 4
     ids = {kept.id, dropped.id, destroyed.id}
     assert ids <= _worker_broadcast_ids(sc)
     path = destroyed._path
