@@ -15,6 +15,7 @@ import copy
 import os
 import pickle
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -24,7 +25,7 @@ __all__ = [
     "Broadcast",
     "Accumulator",
     "AccumulatorParam",
-    "worker_accumulators",
+    "load_with_accumulators",
     "drop_worker_broadcast",
     "remove_broadcast_file",
 ]
@@ -33,7 +34,11 @@ T = TypeVar("T")
 
 # worker-side caches (one per worker process)
 _broadcast_cache: dict[int, Any] = {}
-_accumulator_registry: dict[int, Accumulator[Any]] = {}
+# weak: an accumulator lives on a worker only as long as a cached stage closure refers to it
+_accumulator_registry: weakref.WeakValueDictionary[int, Accumulator[Any]] = (
+    weakref.WeakValueDictionary()
+)
+_collecting: list[Accumulator[Any]] | None = None
 _on_driver = threading.local()
 
 
@@ -190,9 +195,19 @@ def _worker_accumulator(aid: int, zero: Any, param: AccumulatorParam[Any]) -> Ac
         acc = Accumulator(aid, copy.deepcopy(zero), param, driver=False)
         acc._zero = zero  # type: ignore[attr-defined]
         _accumulator_registry[aid] = acc
+    if _collecting is not None and acc not in _collecting:
+        _collecting.append(acc)
     return acc
 
 
-def worker_accumulators() -> dict[int, Accumulator[Any]]:
-    """The accumulators deserialized in this worker (reset by the executor per task)."""
-    return _accumulator_registry
+def load_with_accumulators(load: Callable[[], T]) -> tuple[T, list[Accumulator[Any]]]:
+    """Run ``load`` (an unpickling) and return what it made plus the accumulators in it.
+
+    A worker resets and reports exactly the accumulators of the stage a task runs.
+    """
+    global _collecting
+    _collecting = []
+    try:
+        return load(), _collecting
+    finally:
+        _collecting = None

@@ -29,7 +29,7 @@ from multiprocessing.connection import Client, Connection
 from typing import Any
 
 from dstreams.core.pairs import not_a_pair
-from dstreams.core.shared import drop_worker_broadcast, worker_accumulators
+from dstreams.core.shared import drop_worker_broadcast, load_with_accumulators
 from dstreams.errors import FetchFailedError, TaskKilledError
 from dstreams.scheduler.task import TaskContext, TaskError, TaskResult, TaskSpec
 from dstreams.storage.blocks import BlockClient, BlockServer, BlockStore
@@ -210,27 +210,29 @@ class Worker:
             self._stage_payload(stage_id, payload)
         entry = self._payloads[stage_id]
         if isinstance(entry, bytes):
-            entry = pickle.loads(entry)  # functions were pickled with cloudpickle
+            # functions were pickled with cloudpickle; note the accumulators they carry
+            data = entry
+            (rdd, func, partitioner), accs = load_with_accumulators(lambda: pickle.loads(data))
+            entry = (rdd, func, partitioner, accs)
             self._payloads[stage_id] = entry
         return entry
 
     def run_task(self, spec: TaskSpec, payload: bytes | None) -> tuple[str, Any]:
         tctx = WorkerTaskContext(spec, self)
-        accs = worker_accumulators()
-        for a in accs.values():
-            a._value = copy.deepcopy(a._zero)  # type: ignore[attr-defined]
         start = time.perf_counter()
         TaskContext._current = tctx
         try:
             self._running = spec.task_id
-            rdd, func, partitioner = self._stage(spec.stage_id, payload)
+            rdd, func, partitioner, accs = self._stage(spec.stage_id, payload)
+            for a in accs:
+                a._value = copy.deepcopy(a._zero)  # type: ignore[attr-defined]
             it = rdd.iterator(spec.partition, tctx)
             if spec.shuffle_id is None:
                 value: Any = pickle.dumps(func(it), 5)
             else:
                 value = write_shuffle(self.store, spec.shuffle_id, spec.partition, it, partitioner)
             self._running = None
-            updates = {aid: a._value for aid, a in accs.items() if a._value != a._zero}  # type: ignore[attr-defined]
+            updates = {a.aid: a._value for a in accs if a._value != a._zero}  # type: ignore[attr-defined]
             return (
                 "done",
                 TaskResult(
