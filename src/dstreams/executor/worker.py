@@ -154,6 +154,9 @@ class Worker:
                 spec = msg[1]
                 for sid in msg[3]:
                     self._payloads.pop(sid, None)
+                if self._killed:
+                    # tasks arrive in launch order: kills for older ids can no longer match
+                    self._killed = {t for t in self._killed if t >= spec.task_id}
                 if spec.task_id in self._killed:
                     self._killed.discard(spec.task_id)
                     if msg[2] is not None:
