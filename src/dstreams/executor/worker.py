@@ -156,7 +156,8 @@ class Worker:
                     self._payloads.pop(sid, None)
                 if self._killed:
                     # tasks arrive in launch order: kills for older ids can no longer match
-                    self._killed = {t for t in self._killed if t >= spec.task_id}
+                    stale = [t for t in list(self._killed) if t < spec.task_id]
+                    self._killed.difference_update(stale)  # in place: the reader adds too
                 if spec.task_id in self._killed:
                     self._killed.discard(spec.task_id)
                     if msg[2] is not None:
