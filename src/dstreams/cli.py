@@ -1,19 +1,23 @@
-"""The ``dstreams`` command: ``demo`` (the streaming demo), ``demo-batch`` and ``conf``.
+"""The ``dstreams`` command: ``submit``, ``demo`` (the streaming demo), ``demo-batch``, ``conf``.
 
-``make demo`` runs ``python -m dstreams.cli demo``.
+``dstreams submit [--master M] [--name N] [--conf K=V ...] program.py [args]`` runs a program
+like ``spark-submit`` does: the settings become defaults of every ``Conf`` the program creates
+(settings made in the program's code win). ``make demo`` runs ``python -m dstreams.cli demo``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
+import runpy
 import sys
 import tempfile
 import time
 from operator import add
 
-__all__ = ["main", "batch_demo"]
+__all__ = ["main", "batch_demo", "submit"]
 
 
 def batch_demo(words: int = 2_000_000, master: str = "local[2]") -> int:
@@ -51,9 +55,38 @@ def batch_demo(words: int = 2_000_000, master: str = "local[2]") -> int:
     return 0 if total == words else 1
 
 
+def submit(program: str, args: list[str], settings: dict[str, str]) -> int:
+    """Run ``program`` as ``__main__`` with ``settings`` as configuration defaults."""
+    from dstreams.conf import SUBMIT_ENV
+
+    if not os.path.isfile(program):
+        raise SystemExit(f"dstreams submit: no such program {program!r}")
+    os.environ[SUBMIT_ENV] = json.dumps(settings)
+    sys.argv = [program, *args]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(program)))
+    try:
+        runpy.run_path(program, run_name="__main__")
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    return 0
+
+
+def _setting(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--conf {text!r} must look like KEY=VALUE")
+    return key, value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dstreams")
     sub = parser.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("submit", help="run a program with a master and settings (spark-submit)")
+    s.add_argument("--master", help="local, local[N] or local[*]")
+    s.add_argument("--name", help="application name")
+    s.add_argument("--conf", type=_setting, action="append", default=[], metavar="KEY=VALUE")
+    s.add_argument("program")
+    s.add_argument("args", nargs=argparse.REMAINDER)
     sub.add_parser(
         "demo", help="the streaming demo (network word count, 10s window)", add_help=False
     )
@@ -62,6 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--master", default="local[2]")
     sub.add_parser("conf", help="print every configuration key with its default")
     args, rest = parser.parse_known_args(argv)
+    if args.cmd == "submit":
+        settings = dict(args.conf)
+        if args.master:
+            settings["dstreams.master"] = args.master
+        if args.name:
+            settings["dstreams.app.name"] = args.name
+        return submit(args.program, args.args + rest, settings)
     if args.cmd == "demo":
         from dstreams.demo_streaming import main as streaming_demo
 

@@ -8,12 +8,24 @@ key with a ``spark.`` prefix is accepted as an alias so ported programs keep the
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["Conf", "ConfigKey", "KEYS", "canonical_key", "parse_duration_ms", "parse_master"]
+#: environment variable through which ``dstreams submit`` hands settings to the program's Conf
+SUBMIT_ENV = "DSTREAMS_SUBMIT_CONF"
+
+__all__ = [
+    "SUBMIT_ENV",
+    "Conf",
+    "ConfigKey",
+    "KEYS",
+    "canonical_key",
+    "parse_duration_ms",
+    "parse_master",
+]
 
 
 @dataclass(frozen=True)
@@ -173,6 +185,10 @@ class Conf:
     def __init__(self, loadDefaults: bool = True) -> None:
         self._settings: dict[str, str] = {}
         if loadDefaults:
+            submitted = os.environ.get(SUBMIT_ENV)
+            if submitted:  # set by `dstreams submit --master/--conf`
+                for k, v in json.loads(submitted).items():
+                    self.set(k, v)
             for name, value in os.environ.items():
                 if name.startswith("DSTREAMS_CONF_"):
                     key = "dstreams." + name[len("DSTREAMS_CONF_") :].lower().replace("__", ".")
