@@ -13,7 +13,20 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-__all__ = ["fmt_ms", "positional_arity", "time_arg_to_ms", "to_datetime", "to_ms"]
+__all__ = [
+    "check_function",
+    "fmt_ms",
+    "positional_arity",
+    "time_arg_to_ms",
+    "to_datetime",
+    "to_ms",
+]
+
+
+def check_function(f: Any, op: str, arg: str) -> None:
+    """Fail when the graph is built, not in a batch, if a function argument is not callable."""
+    if not callable(f):
+        raise TypeError(f"DStream.{op}: {arg} must be a function, got {f!r} ({type(f).__name__})")
 
 
 def to_ms(seconds: float, what: str = "duration") -> int:

@@ -95,6 +95,13 @@ class StreamingContext:
                 "batchDuration is required: StreamingContext(sc, batchDuration) "
                 "with the batch interval in seconds"
             )
+        from dstreams.core.context import Context
+
+        if not isinstance(sparkContext, Context):
+            raise TypeError(
+                f"StreamingContext needs a dstreams Context, got {sparkContext!r}; "
+                "create one with Context(master, appName)"
+            )
         self._sc = sparkContext
         self._batch_ms = to_ms(batchDuration, "batchDuration")
         self._clock: Clock = clock if clock is not None else self._conf_clock()
@@ -300,7 +307,15 @@ class StreamingContext:
         from dstreams.streaming.operators.input import ReceiverInputDStream
         from dstreams.streaming.sources import SocketReceiver
 
-        return ReceiverInputDStream(self, SocketReceiver(hostname, port, storageLevel))
+        if not isinstance(hostname, str) or not hostname:
+            raise ValueError(f"hostname must be a non-empty string, got {hostname!r}")
+        try:
+            port_number = int(port)
+        except (TypeError, ValueError):
+            raise ValueError(f"port must be an integer from 1 to 65535, got {port!r}") from None
+        if not 0 < port_number < 65536:
+            raise ValueError(f"port must be an integer from 1 to 65535, got {port!r}")
+        return ReceiverInputDStream(self, SocketReceiver(hostname, port_number, storageLevel))
 
     def receiverStream(self, receiver: Any) -> DStream[Any]:
         """Return a stream fed by a custom :class:`~dstreams.streaming.receiver.Receiver`."""
@@ -312,12 +327,14 @@ class StreamingContext:
         """Stream the lines of new files appearing in ``directory`` (not those present at start)."""
         from dstreams.streaming.operators.input import FileInputDStream
 
+        _check_directory(directory)
         return FileInputDStream(self, directory)
 
     def binaryRecordsStream(self, directory: str, recordLength: int) -> DStream[bytes]:
         """Stream the fixed-length ``recordLength``-byte records of new files in ``directory``."""
         from dstreams.streaming.operators.input import FileInputDStream
 
+        _check_directory(directory)
         if not isinstance(recordLength, int) or recordLength <= 0:
             raise ValueError(f"recordLength must be a positive int, got {recordLength!r}")
         return FileInputDStream(self, directory, recordLength)
@@ -365,3 +382,10 @@ class StreamingContext:
 
     def __repr__(self) -> str:
         return f"<StreamingContext batch={self._batch_ms}ms state={self._state}>"
+
+
+def _check_directory(directory: Any) -> None:
+    if not isinstance(directory, str) or not directory:
+        raise ValueError(
+            f"directory must be a non-empty path or fsspec URL to watch, got {directory!r}"
+        )

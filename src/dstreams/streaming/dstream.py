@@ -30,7 +30,13 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from dstreams.streaming._util import fmt_ms, positional_arity, time_arg_to_ms, to_ms
+from dstreams.streaming._util import (
+    check_function,
+    fmt_ms,
+    positional_arity,
+    time_arg_to_ms,
+    to_ms,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -235,6 +241,7 @@ class DStream(Generic[T]):
 
     def filter(self, f: Callable[[T], bool]) -> DStream[T]:
         """Return a stream of the elements that satisfy ``f``."""
+        check_function(f, "filter", "f")
 
         def func(iterator: Iterable[T]) -> Iterator[T]:
             return filter(f, iterator)
@@ -245,6 +252,7 @@ class DStream(Generic[T]):
         self, f: Callable[[T], Iterable[U]], preservesPartitioning: bool = False
     ) -> DStream[U]:
         """Apply ``f`` to every element and flatten the results."""
+        check_function(f, "flatMap", "f")
 
         def func(s: int, iterator: Iterable[T]) -> Iterator[U]:
             return chain.from_iterable(map(f, iterator))
@@ -257,6 +265,7 @@ class DStream(Generic[T]):
         Example:
             >>> ssc.queueStream([[1, 2]]).map(lambda x: x + 1)  # doctest: +SKIP
         """
+        check_function(f, "map", "f")
 
         def func(iterator: Iterable[T]) -> Iterator[U]:
             return map(f, iterator)
@@ -267,6 +276,7 @@ class DStream(Generic[T]):
         self, f: Callable[[Iterable[T]], Iterable[U]], preservesPartitioning: bool = False
     ) -> DStream[U]:
         """Apply ``f`` to each partition of each RDD."""
+        check_function(f, "mapPartitions", "f")
 
         def func(s: int, iterator: Iterable[T]) -> Iterable[U]:
             return f(iterator)
@@ -277,6 +287,7 @@ class DStream(Generic[T]):
         self, f: Callable[[int, Iterable[T]], Iterable[U]], preservesPartitioning: bool = False
     ) -> DStream[U]:
         """Apply ``f(partitionIndex, iterator)`` to each partition of each RDD."""
+        check_function(f, "mapPartitionsWithIndex", "f")
         return self.transform(lambda rdd: rdd.mapPartitionsWithIndex(f, preservesPartitioning))
 
     def glom(self) -> DStream[list[T]]:
@@ -289,6 +300,7 @@ class DStream(Generic[T]):
 
     def reduce(self, func: Callable[[T, T], T]) -> DStream[T]:
         """Reduce each RDD to at most one element with ``func`` (empty RDD -> no element)."""
+        check_function(func, "reduce", "func")
         keyed: DStream[Any] = self.map(lambda x: (None, x))
         return keyed.reduceByKey(func, 1).map(lambda x: x[1])
 
@@ -296,6 +308,7 @@ class DStream(Generic[T]):
         self, func: Callable[[Any, Any], Any], numPartitions: int | None = None
     ) -> DStream[Any]:
         """Merge the values of each key in each batch with ``func``."""
+        check_function(func, "reduceByKey", "func")
         if numPartitions is None:
             numPartitions = self._sc.defaultParallelism
         n = numPartitions
@@ -311,6 +324,9 @@ class DStream(Generic[T]):
         numPartitions: int | None = None,
     ) -> DStream[Any]:
         """Combine the values of each key in each batch (``RDD.combineByKey``)."""
+        check_function(createCombiner, "combineByKey", "createCombiner")
+        check_function(mergeValue, "combineByKey", "mergeValue")
+        check_function(mergeCombiners, "combineByKey", "mergeCombiners")
         if numPartitions is None:
             numPartitions = self._sc.defaultParallelism
 
@@ -332,6 +348,7 @@ class DStream(Generic[T]):
 
     def mapValues(self, f: Callable[[V], U]) -> DStream[tuple[Any, U]]:
         """Apply ``f`` to the value of every (key, value) pair, keeping the key."""
+        check_function(f, "mapValues", "f")
 
         def map_values_fn(kv: Any) -> tuple[Any, U]:
             return kv[0], f(kv[1])
@@ -340,6 +357,7 @@ class DStream(Generic[T]):
 
     def flatMapValues(self, f: Callable[[V], Iterable[U]]) -> DStream[tuple[Any, U]]:
         """Apply ``f`` to every value and pair each result with the key."""
+        check_function(f, "flatMapValues", "f")
 
         def flat_map_fn(kv: Any) -> Iterator[tuple[Any, U]]:
             return ((kv[0], x) for x in f(kv[1]))
@@ -389,6 +407,7 @@ class DStream(Generic[T]):
         Example:
             >>> stream.transform(lambda rdd: rdd.join(model))  # doctest: +SKIP
         """
+        check_function(func, "transform", "func")
         from dstreams.streaming.operators.mapped import TransformedDStream
 
         arity = positional_arity(func)
@@ -408,6 +427,7 @@ class DStream(Generic[T]):
         self, func: Callable[..., Any], other: DStream[Any], keepSerializer: bool = False
     ) -> DStream[Any]:
         """Combine this stream with ``other``: ``func(rdd_a, rdd_b)`` or ``func(time, a, b)``."""
+        check_function(func, "transformWith", "func")
         from dstreams.streaming.operators.mapped import TransformedDStreamWithTwo
 
         arity = positional_arity(func)
@@ -473,6 +493,7 @@ class DStream(Generic[T]):
 
     def foreachRDD(self, func: Callable[..., Any]) -> None:
         """Run ``func(rdd)`` or ``func(time, rdd)`` on the driver for every batch."""
+        check_function(func, "foreachRDD", "func")
         arity = positional_arity(func)
         if arity == 1:
             old = func
@@ -531,6 +552,7 @@ class DStream(Generic[T]):
         slideDuration: float,
     ) -> DStream[T]:
         """Reduce each window to one element (incrementally when ``invReduceFunc`` is given)."""
+        check_function(reduceFunc, "reduceByWindow", "reduceFunc")
         keyed = self.map(lambda x: (1, x))
         reduced = keyed.reduceByKeyAndWindow(
             reduceFunc, invReduceFunc, windowDuration, slideDuration, 1
@@ -588,6 +610,7 @@ class DStream(Generic[T]):
         Example:
             >>> pairs.reduceByKeyAndWindow(operator.add, operator.sub, 30, 10)  # doctest: +SKIP
         """
+        check_function(func, "reduceByKeyAndWindow", "func")
         window_ms, slide_ms = self._validate_window_param(windowDuration, slideDuration)
         if numPartitions is None:
             numPartitions = self._sc.defaultParallelism
@@ -621,6 +644,7 @@ class DStream(Generic[T]):
         Example:
             >>> pairs.updateStateByKey(lambda vs, s: sum(vs) + (s or 0))  # doctest: +SKIP
         """
+        check_function(updateFunc, "updateStateByKey", "updateFunc")
         from dstreams.streaming.operators.stateful import StateDStream
 
         if numPartitions is None:
