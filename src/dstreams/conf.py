@@ -19,6 +19,7 @@ SUBMIT_ENV = "DSTREAMS_SUBMIT_CONF"
 
 __all__ = [
     "SUBMIT_ENV",
+    "parse_size_bytes",
     "Conf",
     "ConfigKey",
     "KEYS",
@@ -78,6 +79,12 @@ KEYS: dict[str, ConfigKey] = dict(
             "dstreams.executor.heartbeatInterval",
             "200ms",
             "How often the driver checks that worker processes are alive.",
+        ),
+        _k(
+            "dstreams.executor.storageMemory",
+            "2g",
+            "Memory per worker for cached partitions; beyond it, least recently used partitions "
+            "of other RDDs spill to disk (levels with disk) or are dropped and recomputed.",
         ),
         _k(
             "dstreams.local.dir",
@@ -146,6 +153,20 @@ def parse_duration_ms(value: str | int | float, key: str = "duration") -> int:
     if not m:
         raise ValueError(f"{key}={value!r} is not a duration; write e.g. '200ms', '2s' or '1min'")
     return int(float(m.group(1)) * _UNITS_MS[m.group(2) or "ms"])
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)b?\s*$", re.IGNORECASE)
+_UNITS_BYTES = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size_bytes(value: str | int, key: str = "size") -> int:
+    """Parse ``"512m"``, ``"2g"``, ``"64k"`` or a bare number of bytes."""
+    if isinstance(value, int):
+        return value
+    m = _SIZE.match(value)
+    if not m:
+        raise ValueError(f"{key}={value!r} is not a size; write e.g. '512m' or '2g'")
+    return int(float(m.group(1)) * _UNITS_BYTES[m.group(2).lower()])
 
 
 def parse_master(master: str) -> int:
@@ -274,6 +295,9 @@ class Conf:
         if v not in ("true", "false", "1", "0", "yes", "no"):
             raise ValueError(f"{key}={v!r} must be true or false")
         return v in ("true", "1", "yes")
+
+    def get_size_bytes(self, key: str) -> int:
+        return parse_size_bytes(self._value(key) or "0", key)
 
     def get_duration_ms(self, key: str) -> int:
         return parse_duration_ms(self._value(key) or "0", key)

@@ -136,7 +136,7 @@ class Context:
             from dstreams.executor.local import LocalBackend
             from dstreams.scheduler.runner import JobRunner
 
-            backend = LocalBackend(num_workers, self._conf)
+            backend = LocalBackend(num_workers, self._conf, self._local_dir)
             self._backend = backend
             self._runner = JobRunner(self._backend, self._conf, self._accumulators)
         except BaseException:

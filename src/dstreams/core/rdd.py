@@ -95,7 +95,7 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
             data = tctx.get_cached(self._id, split)
             if data is None:
                 data = list(self.compute(split, tctx))
-                tctx.put_cached(self._id, split, data)
+                tctx.put_cached(self._id, split, data, self._storage_level)
             return iter(data)
         return self.compute(split, tctx)
 

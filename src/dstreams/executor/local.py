@@ -22,9 +22,11 @@ import logging
 import os
 import pickle
 import queue
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -64,7 +66,7 @@ class _Worker:
 class LocalBackend(ExecutorBackend):
     """N worker processes on this machine; see the module docstring."""
 
-    def __init__(self, num_workers: int, conf: Conf) -> None:
+    def __init__(self, num_workers: int, conf: Conf, scratch_dir: str | None = None) -> None:
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.num_workers = num_workers
         self._authkey = os.urandom(32)
@@ -75,6 +77,10 @@ class LocalBackend(ExecutorBackend):
         self._stopping = False
         self._registered = threading.Condition(self._lock)
         self._heartbeat = conf.get_duration_ms("dstreams.executor.heartbeatInterval") / 1000.0
+        self._storage_memory = conf.get_size_bytes("dstreams.executor.storageMemory")
+        # workers spill cached partitions under here; a directory we create, we also remove
+        self._own_scratch = scratch_dir is None
+        self._scratch = scratch_dir or tempfile.mkdtemp(prefix="dstreams-backend-")
         prefix = "dstreams.executorEnv."
         self._executor_env = {k[len(prefix) :]: v for k, v in conf.getAll() if k.startswith(prefix)}
         threading.Thread(target=self._accept_loop, name="dstreams-accept", daemon=True).start()
@@ -111,6 +117,8 @@ class LocalBackend(ExecutorBackend):
             p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p
         )
         env["DSTREAMS_AUTHKEY"] = self._authkey.hex()
+        env["DSTREAMS_STORAGE_MEMORY"] = str(self._storage_memory)
+        env["DSTREAMS_WORKER_DIR"] = os.path.join(self._scratch, f"worker-{eid}")
         env["DSTREAMS_SYS_PATH"] = os.pathsep.join(p for p in sys.path if p)
         proc = subprocess.Popen(
             [sys.executable, "-m", "dstreams.executor.worker", address, eid],
@@ -267,3 +275,5 @@ class LocalBackend(ExecutorBackend):
             if w.conn is not None:
                 w.conn.close()
         self._listener.close()
+        if self._own_scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)

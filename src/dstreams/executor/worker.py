@@ -18,6 +18,7 @@ import copy
 import os
 import pickle
 import queue
+import shutil
 import signal
 import sys
 import threading
@@ -83,9 +84,12 @@ class WorkerTaskContext(TaskContext):
             return None
         return pickle.loads(v) if isinstance(v, bytes) else v
 
-    def put_cached(self, rdd_id: int, split: int, data: list[Any]) -> None:
-        self._w.store.put(("rdd", rdd_id, split), pickle.dumps(data, 5))
-        self.cached_now.append((rdd_id, split))
+    def put_cached(self, rdd_id: int, split: int, data: list[Any], level: Any) -> None:
+        stored = self._w.store.put_cached(
+            ("rdd", rdd_id, split), pickle.dumps(data, 5), level.useMemory, level.useDisk
+        )
+        if stored:
+            self.cached_now.append((rdd_id, split))
 
 
 def _chain_blocks(values: list[Any]) -> Iterator[Any]:
@@ -121,10 +125,17 @@ def write_shuffle(
 class Worker:
     """Runs tasks sent by the driver over ``conn``."""
 
-    def __init__(self, executor_id: str, conn: Connection, authkey: bytes) -> None:
+    def __init__(
+        self,
+        executor_id: str,
+        conn: Connection,
+        authkey: bytes,
+        memory_limit: int | None = None,
+        disk_dir: str | None = None,
+    ) -> None:
         self.executor_id = executor_id
         self.conn = conn
-        self.store = BlockStore()
+        self.store = BlockStore(memory_limit, disk_dir)
         self.server = BlockServer(self.store, authkey)
         self.client = BlockClient(authkey)
         self._payloads: OrderedDict[int, Any] = OrderedDict()
@@ -198,6 +209,9 @@ class Worker:
             self._running = None
             raise TaskKilledError(f"task {running} was killed by the driver")
 
+    def _uncached(self) -> list[tuple[int, int]]:
+        return [(b[1], b[2]) for b in self.store.drain_evicted()]
+
     def _killed_error(self, spec: TaskSpec) -> TaskError:
         return TaskError(
             spec.task_id, self.executor_id, "TaskKilledError", "killed", "", killed=True
@@ -246,6 +260,7 @@ class Worker:
                     updates,
                     tctx.cached_now,
                     time.perf_counter() - start,
+                    self._uncached(),
                 ),
             )
         except FetchFailedError as e:
@@ -286,6 +301,7 @@ class Worker:
             exc_pickle,
             fetch_failed,
             tctx.cached_now,
+            uncached=self._uncached(),
         )
 
 
@@ -297,10 +313,16 @@ def main() -> None:
     for p in reversed([p for p in extra.split(os.pathsep) if p]):
         if p not in sys.path:
             sys.path.insert(0, p)
+    limit = os.environ.get("DSTREAMS_STORAGE_MEMORY")
+    disk_dir = os.environ.get("DSTREAMS_WORKER_DIR") or None
+    if disk_dir is not None:
+        os.makedirs(disk_dir, exist_ok=True)
     conn = Client(address, family="AF_UNIX", authkey=authkey)
     try:
-        Worker(executor_id, conn, authkey).serve()
+        Worker(executor_id, conn, authkey, int(limit) if limit else None, disk_dir).serve()
     finally:
+        if disk_dir is not None:
+            shutil.rmtree(disk_dir, ignore_errors=True)
         os._exit(0)
 
 

@@ -355,7 +355,13 @@ class DAGScheduler:
                     rt.start = now
         return entry
 
-    def _record_cached(self, cached: list[tuple[int, int]], eid: str) -> None:
+    def _record_cached(
+        self, cached: list[tuple[int, int]], uncached: list[tuple[int, int]], eid: str
+    ) -> None:
+        for key in uncached:  # dropped from that executor's memory to make room
+            loc = self.cache_locs.get(key)
+            if loc is not None and loc[0] == eid:
+                del self.cache_locs[key]
         ex = self.executors.get(eid)
         if ex is not None:
             for key in cached:
@@ -363,7 +369,7 @@ class DAGScheduler:
 
     def _on_finished(self, res: TaskResult, now: float, actions: list[Any]) -> None:
         entry = self._release(res.task_id, now)
-        self._record_cached(res.cached, res.executor_id)
+        self._record_cached(res.cached, res.uncached, res.executor_id)
         if entry is None or self.job is None:
             return
         stage, tsm, eid = entry
@@ -415,7 +421,7 @@ class DAGScheduler:
 
     def _on_failed(self, err: TaskError, now: float, actions: list[Any]) -> None:
         entry = self._release(err.task_id, now)
-        self._record_cached(err.cached, err.executor_id)
+        self._record_cached(err.cached, err.uncached, err.executor_id)
         if entry is None or self.job is None:
             return
         stage, tsm, _ = entry

@@ -64,6 +64,8 @@ class TaskResult:
     accumulators: dict[int, Any] = field(default_factory=dict)
     cached: list[tuple[int, int]] = field(default_factory=list)
     run_seconds: float = 0.0
+    #: cached partitions this executor dropped from memory (and did not keep on disk)
+    uncached: list[tuple[int, int]] = field(default_factory=list)
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (
@@ -75,6 +77,7 @@ class TaskResult:
                 self.accumulators,
                 self.cached,
                 self.run_seconds,
+                self.uncached,
             ),
         )
 
@@ -94,6 +97,7 @@ class TaskError:
     cached: list[tuple[int, int]] = field(default_factory=list)
     #: the driver asked for this attempt to be killed (a speculative loser, a finished job)
     killed: bool = False
+    uncached: list[tuple[int, int]] = field(default_factory=list)
 
 
 class TaskContext:
@@ -132,5 +136,5 @@ class TaskContext:
     def get_cached(self, rdd_id: int, split: int) -> list[Any] | None:
         raise NotImplementedError
 
-    def put_cached(self, rdd_id: int, split: int, data: list[Any]) -> None:
+    def put_cached(self, rdd_id: int, split: int, data: list[Any], level: Any) -> None:
         raise NotImplementedError

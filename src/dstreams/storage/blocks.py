@@ -13,8 +13,10 @@ with :class:`BlockClient`, which keeps one authenticated connection per peer.
 
 from __future__ import annotations
 
+import os
 import pickle
 import threading
+from collections import OrderedDict
 from multiprocessing.connection import Client, Connection, Listener
 from typing import Any
 
@@ -24,28 +26,123 @@ BlockId = tuple[Any, ...]
 
 
 class BlockStore:
-    """A worker's blocks. Reads are lock-free (dict operations are atomic)."""
+    """A worker's blocks: shuffle buckets, and cached partitions within a memory budget.
 
-    def __init__(self) -> None:
+    Cached partitions (``("rdd", rdd_id, split)``) count against ``memory_limit`` bytes. To make
+    room for a new one, the least recently used partitions of *other* RDDs leave memory: to a
+    file in ``disk_dir`` if their storage level allows disk, otherwise they are dropped and will
+    be recomputed from lineage when needed (Spark's MEMORY_ONLY rule). A partition that does not
+    fit at all goes to disk if its level allows, else it is not cached. Dropped block ids are
+    collected in ``evicted`` so the executor can tell the driver. Shuffle blocks are neither
+    counted nor evicted. Reads are lock-free; writes take a lock.
+    """
+
+    def __init__(self, memory_limit: int | None = None, disk_dir: str | None = None) -> None:
         self._blocks: dict[BlockId, Any] = {}
+        self._files: dict[BlockId, str] = {}
+        self._lru: OrderedDict[BlockId, tuple[int, bool]] = OrderedDict()  # id -> (size, disk?)
+        self._used = 0
+        self._limit = memory_limit
+        self._disk_dir = disk_dir
+        self._lock = threading.Lock()
+        self.evicted: list[BlockId] = []
 
     def put(self, block_id: BlockId, value: Any) -> None:
+        """Store an uncounted block (a shuffle bucket)."""
         self._blocks[block_id] = value
 
+    def put_cached(
+        self, block_id: BlockId, data: bytes, use_memory: bool = True, use_disk: bool = False
+    ) -> bool:
+        """Store a cached partition as the storage level allows; False if it was not kept."""
+        size = len(data)
+        with self._lock:
+            if use_memory and self._make_room(size, block_id[1]):
+                self._blocks[block_id] = data
+                self._lru[block_id] = (size, use_disk)
+                self._used += size
+                return True
+            if use_disk and self._disk_dir is not None:
+                self._write_file(block_id, data)
+                return True
+            return False
+
+    def _make_room(self, size: int, rdd_id: int) -> bool:
+        if self._limit is None:
+            return True
+        if size > self._limit:
+            return False
+        for victim in list(self._lru):
+            if self._used + size <= self._limit:
+                break
+            if victim[1] == rdd_id:
+                continue  # never evict the same RDD's partitions to cache another of them
+            vsize, to_disk = self._lru.pop(victim)
+            data = self._blocks.pop(victim)
+            self._used -= vsize
+            if to_disk and self._disk_dir is not None:
+                self._write_file(victim, data)
+            else:
+                self.evicted.append(victim)
+        return self._used + size <= self._limit
+
+    def _write_file(self, block_id: BlockId, data: bytes) -> None:
+        assert self._disk_dir is not None
+        path = os.path.join(self._disk_dir, "-".join(map(str, block_id)))
+        with open(path, "wb") as fh:
+            fh.write(data)
+        self._files[block_id] = path
+
     def get(self, block_id: BlockId) -> Any:
-        return self._blocks.get(block_id)
+        v = self._blocks.get(block_id)
+        if v is not None:
+            if block_id in self._lru:
+                try:
+                    self._lru.move_to_end(block_id)
+                except KeyError:
+                    pass  # evicted meanwhile
+            return v
+        path = self._files.get(block_id)
+        if path is not None:
+            try:
+                with open(path, "rb") as fh:
+                    return fh.read()
+            except FileNotFoundError:
+                return None
+        return None
 
     def remove_matching(self, kind: str, ident: int) -> int:
-        keys = [k for k in list(self._blocks) if k[0] == kind and k[1] == ident]
-        for k in keys:
-            self._blocks.pop(k, None)
-        return len(keys)
+        with self._lock:
+            keys = [k for k in list(self._blocks) if k[0] == kind and k[1] == ident]
+            for k in keys:
+                self._blocks.pop(k, None)
+                entry = self._lru.pop(k, None)
+                if entry is not None:
+                    self._used -= entry[0]
+            files = [k for k in list(self._files) if k[0] == kind and k[1] == ident]
+            for k in files:
+                path = self._files.pop(k)
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
+            return len(keys) + len(files)
+
+    def drain_evicted(self) -> list[BlockId]:
+        with self._lock:
+            out, self.evicted = self.evicted, []
+            return out
+
+    @property
+    def memory_used(self) -> int:
+        """Bytes of cached partitions held in memory."""
+        return self._used
 
     def __len__(self) -> int:
-        return len(self._blocks)
+        return len(self._blocks) + len(self._files)
 
     def ids(self) -> list[BlockId]:
-        return list(self._blocks)
+        return list(self._blocks) + list(self._files)
 
 
 class BlockServer:
