@@ -65,3 +65,33 @@ def test_removing_an_rdd_frees_memory_and_files(tmp_path: Path):
     assert store.memory_used == 0
     assert list(tmp_path.iterdir()) == []
     assert store.get(("shuffle", 1, 0, 0)) == b"s"
+
+
+def test_a_fetch_interrupted_between_request_and_answer_does_not_shift_later_answers(
+    monkeypatch,
+):
+    from multiprocessing.connection import Connection
+
+    from dstreams.storage.blocks import BlockClient, BlockServer
+
+    store = BlockStore()
+    store.put(("shuffle", 1, 0, 0), b"first")
+    store.put(("shuffle", 1, 1, 0), b"second")
+    key = b"k" * 32
+    server = BlockServer(store, key)
+    client = BlockClient(key)
+    assert client.fetch(server.address, [("shuffle", 1, 0, 0)]) == [b"first"]
+
+    real_recv = Connection.recv_bytes
+
+    def interrupted(self, *args):
+        raise KeyboardInterrupt  # as a task kill lands after the request went out
+
+    monkeypatch.setattr(Connection, "recv_bytes", interrupted)
+    try:
+        client.fetch(server.address, [("shuffle", 1, 0, 0)])
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(Connection, "recv_bytes", real_recv)
+    # the unread answer to the interrupted request must not be taken for this one
+    assert client.fetch(server.address, [("shuffle", 1, 1, 0)]) == [b"second"]

@@ -51,6 +51,11 @@ class BlockStore:
         """Store an uncounted block (a shuffle bucket)."""
         self._blocks[block_id] = value
 
+    def put_all(self, blocks: dict[BlockId, Any]) -> None:
+        """Store several uncounted blocks at once: a single dict update, so a task killed
+        while storing its map output leaves all of it or none of it."""
+        self._blocks.update(blocks)
+
     def put_cached(
         self, block_id: BlockId, data: bytes, use_memory: bool = True, use_disk: bool = False
     ) -> bool:
@@ -196,5 +201,18 @@ class BlockClient:
             conn.send_bytes(pickle.dumps(("get", ids), 5))
             return pickle.loads(conn.recv_bytes())
         except (EOFError, OSError, ConnectionError) as e:
-            self._conns.pop(address, None)
+            self._drop(address)
             raise OSError(f"could not fetch blocks from {address}: {e}") from e
+        except BaseException:
+            # interrupted between request and answer (a killed task): the answer would be
+            # read by the next request, so this connection must never be used again
+            self._drop(address)
+            raise
+
+    def _drop(self, address: Any) -> None:
+        conn = self._conns.pop(address, None)
+        if conn is not None:
+            try:
+                conn.close()
+            except OSError:
+                pass
