@@ -50,6 +50,14 @@ def _kill_once(marks: str, victim: int) -> None:
     os.kill(victim, signal.SIGKILL)
 
 
+def _wait_for_kill(marks: str, timeout: float = 30.0) -> None:
+    """Block (inside a worker's task) until the kill happened, or give up after ``timeout``."""
+    flag = os.path.join(marks, "kill-flag")
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(flag) and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
 def _kill_time(marks: str) -> float:
     with open(os.path.join(marks, "kill-flag")) as fh:
         return float(fh.read())
@@ -137,6 +145,9 @@ def test_kill_worker_during_map_stage(fresh_context, marks, lost_log):
         if os.getpid() == victim and mine:
             # the victim starts its second map task: its first map output is stored
             _kill_once(marks, victim)
+        elif os.getpid() != victim:
+            # the other worker stays busy until then, so the victim does get a second task
+            _wait_for_kill(marks)
         return it
 
     rdd = ctx.parallelize(_word_pairs(), N_MAPS).mapPartitionsWithIndex(map_side)
@@ -146,7 +157,7 @@ def test_kill_worker_during_map_stage(fresh_context, marks, lost_log):
     assert sorted(maps) == list(range(N_MAPS))
     first_by_victim = {p for p, ps in maps.items() if ps[0] == victim}
     recomputed = {p for p, ps in maps.items() if len(ps) > 1}
-    assert len(first_by_victim) >= 2
+    assert len(first_by_victim) >= 2, (maps, victim)
     assert recomputed == first_by_victim
     assert all(victim not in ps[1:] for ps in maps.values())  # the dead compute nothing
     _check_recovered(ctx, lost_log, marks, victim)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,9 @@ def test_a_straggler_is_overtaken_by_its_speculative_copy(fresh_context: Any, tm
     def work(i: int, it: Any) -> list[tuple[int, int, int]]:
         tc = TaskContext.get()
         assert tc is not None
-        if i == 3 and tc.attemptNumber() == 0:
-            (tmp_path / "straggler-started").write_text(str(os.getpid()))
+        first = tmp_path / "straggler-started"
+        if i == 3 and not first.exists():
+            first.write_text(str(tc.attemptNumber()))
             time.sleep(60)  # far beyond the test's timeout: only a copy can finish it
             (tmp_path / "straggler-finished").write_text("")
         return [(i, tc.attemptNumber(), sum(it))]
@@ -32,8 +32,8 @@ def test_a_straggler_is_overtaken_by_its_speculative_copy(fresh_context: Any, tm
     out = sc.parallelize(range(40), 8).mapPartitionsWithIndex(work).collect()
     assert [(p, s) for p, _, s in out] == [(p, sum(range(p * 5, p * 5 + 5))) for p in range(8)]
     attempts = {p: a for p, a, _ in out}
-    assert attempts[3] == 1, "partition 3's result came from the speculative copy"
-    assert (tmp_path / "straggler-started").exists()
+    straggler_attempt = int((tmp_path / "straggler-started").read_text())
+    assert attempts[3] > straggler_attempt, "partition 3's result came from a later copy"
     # the losing attempt was killed: its "killed" answer releases it from the scheduler (an
     # attempt still sleeping would stay tracked for a minute); each job drains the answers
     for _ in range(200):

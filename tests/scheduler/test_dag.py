@@ -272,9 +272,18 @@ def test_executor_lost_recomputes_only_its_map_outputs(ctx):
     assert sorted(a.spec.partition for a in recompute) == on_b
     assert all(a.spec.shuffle_id == sid and a.executor_id == "a" for a in recompute)
 
-    h.add_executor("c", 2)  # the replacement joins
+    # the replacement joins: the map partition queued behind the other one on a is revoked
+    joined = h.add_executor("c", 2)
+    queued = max(recompute, key=lambda a: a.spec.task_id)
+    assert launches(joined) == []
+    assert [(k.executor_id, k.task_id, k.only_if_queued) for k in kills(joined)] == [
+        ("a", queued.spec.task_id, True)
+    ]
+    # a withdraws it (it had not started) and c runs it
+    (moved,) = launches(h.fail(queued, killed=True))
+    assert (moved.executor_id, moved.spec.partition) == ("c", queued.spec.partition)
     rerun = []
-    for launch in recompute:
+    for launch in [*(a for a in recompute if a is not queued), moved]:
         rerun += launches(h.finish(launch, value=[1, 1]))
     # only the reduce partition that had not finished runs again, reading no output from b
     assert [a.spec.partition for a in rerun] == [r_b.spec.partition]
@@ -282,7 +291,9 @@ def test_executor_lost_recomputes_only_its_map_outputs(ctx):
     out = h.finish(rerun[0])
     assert succeeded(out).results == [("result", 0), ("result", 1)]
     recomputed_maps = [a for a in launches(h.log) if not a.stage.is_result and a not in maps]
-    assert sorted(a.spec.partition for a in recomputed_maps) == on_b
+    assert sorted(a.spec.partition for a in recomputed_maps) == sorted(
+        [*on_b, moved.spec.partition]
+    )
 
 
 def test_executor_lost_during_map_stage_requeues_its_tasks(ctx):
@@ -495,8 +506,17 @@ def test_slot_accounting(ctx):
     assert sorted(a.executor_id for a in launches(acts)) == ["b", "b"]
     assert h.dag.executors["b"].free == 0
     out = h.finish(launches(h.log)[0])
-    assert launches(out) == []  # nothing left to launch: the slot stays free
+    # nothing is pending, but partition 2 waits behind partition 1 on b while a is idle:
+    # b is asked to withdraw it if it has not started
+    assert launches(out) == []
+    queued = next(a for a in launches(h.log) if a.spec.partition == 2)
+    assert [(k.executor_id, k.task_id, k.only_if_queued) for k in kills(out)] == [
+        ("b", queued.spec.task_id, True)
+    ]
     assert h.dag.executors["a"].free == 1
+    (moved,) = launches(h.fail(queued, killed=True))  # withdrawn: it moves to idle a
+    assert (moved.executor_id, moved.spec.partition, moved.spec.attempt) == ("a", 2, 1)
+    assert h.dag.executors["b"].free == 1
 
 
 def test_scheduler_rejects_bad_max_failures():

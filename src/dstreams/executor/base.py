@@ -15,7 +15,8 @@ Contract, which ``tests/executor/test_contract.py`` checks for every backend:
 * Blocks written by a task (shuffle outputs, cached partitions) stay on its executor until
   ``remove_blocks`` or the executor's death, and other executors can fetch them.
 * ``kill_task`` interrupts a task that is running or queued on its executor; the task answers
-  ``TaskFailed`` with ``killed=True`` (or its normal outcome if it finished first).
+  ``TaskFailed`` with ``killed=True`` (or its normal outcome if it finished first). With
+  ``only_if_queued`` it withdraws a task that has not started and leaves a running one alone.
 * Threading: ``launch``/``kill_task``/``remove_blocks``/``forget_stages``/``kill_executor``
   may be called from
   the runner thread only; ``events`` is filled from backend threads.
@@ -42,8 +43,11 @@ class ExecutorBackend(abc.ABC):
         """Run ``spec`` on ``executor_id``; ``payload`` is the stage's pickled closure."""
 
     @abc.abstractmethod
-    def kill_task(self, executor_id: str, task_id: int) -> None:
-        """Stop a running (or queued) task; it then reports ``TaskFailed`` with ``killed``."""
+    def kill_task(self, executor_id: str, task_id: int, only_if_queued: bool = False) -> None:
+        """Stop a running or queued task; it then reports ``TaskFailed`` with ``killed``.
+
+        With ``only_if_queued``, a task that already started is left to finish.
+        """
 
     @abc.abstractmethod
     def remove_blocks(self, kind: str, ident: int) -> None:

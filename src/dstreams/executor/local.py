@@ -143,11 +143,13 @@ class LocalBackend(ExecutorBackend):
                     conn.close()
                     continue
                 w.conn, w.pid, w.address = conn, pid, address
+                # announced before anyone waiting for registration wakes: the first job
+                # must see every worker the Context started
+                self.events.put(ExecutorAdded(eid, address, SLOTS_PER_WORKER))
                 self._registered.notify_all()
             threading.Thread(
                 target=self._reader, args=(w,), name=f"dstreams-reader-{eid}", daemon=True
             ).start()
-            self.events.put(ExecutorAdded(eid, address, SLOTS_PER_WORKER))
 
     def _reader(self, w: _Worker) -> None:
         assert w.conn is not None
@@ -207,13 +209,14 @@ class LocalBackend(ExecutorBackend):
         except OSError:
             self._lost(w, "sending a task failed")
 
-    def kill_task(self, executor_id: str, task_id: int) -> None:
+    def kill_task(self, executor_id: str, task_id: int, only_if_queued: bool = False) -> None:
         w = self._workers.get(executor_id)
         if w is None or w.conn is None:
             return
+        kind = "revoke" if only_if_queued else "kill"
         try:
             with w.lock:
-                w.conn.send_bytes(pickle.dumps(("kill", [task_id]), 5))
+                w.conn.send_bytes(pickle.dumps((kind, [task_id]), 5))
         except OSError:
             self._lost(w, "sending a kill failed")
 

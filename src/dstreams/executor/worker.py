@@ -114,11 +114,10 @@ def write_shuffle(
         except (TypeError, IndexError, KeyError):
             raise not_a_pair(kv, "partitionBy") from None
         appends[func(k) % n](kv)
-    sizes = []
-    for r, b in enumerate(buckets):
-        sizes.append(len(b))
-        if b:
-            store.put(("shuffle", shuffle_id, map_id, r), pickle.dumps(b, 5))
+    sizes = [len(b) for b in buckets]
+    store.put_all(
+        {("shuffle", shuffle_id, map_id, r): pickle.dumps(b, 5) for r, b in enumerate(buckets) if b}
+    )
     return sizes
 
 
@@ -143,43 +142,50 @@ class Worker:
     def serve(self) -> None:
         """Run messages from the driver until it says stop or goes away.
 
-        A reader thread takes messages off the connection so that a ``kill`` can interrupt the
-        running task (through SIGUSR1, handled in this, the main, thread) while tasks queued
-        behind it wait in the inbox.
+        A reader thread takes messages off the connection, so the driver can act on tasks
+        while another one runs. Task states, guarded by ``_qlock``: *queued* (read, not
+        started), *running*, or done. A ``kill`` stops a running task (SIGUSR1, handled in
+        this, the main, thread) or withdraws a queued one; a ``revoke`` only withdraws a queued
+        one. A withdrawn task is answered at once, by the reader, and skipped when dequeued.
         """
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._killed: set[int] = set()
+        self._qlock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._queued: set[int] = set()
+        self._withdrawn: set[int] = set()
         self._running: int | None = None
+        self._kill_running: int | None = None
         self._main = threading.get_ident()
         signal.signal(signal.SIGUSR1, self._on_kill_signal)
-        self.conn.send_bytes(
-            pickle.dumps(("hello", self.executor_id, os.getpid(), self.server.address), 5)
-        )
+        self._send(("hello", self.executor_id, os.getpid(), self.server.address))
         threading.Thread(target=self._read, name="driver-reader", daemon=True).start()
-        send = self.conn.send_bytes
         get = self._inbox.get
         while True:
             msg = get()
             kind = msg[0]
             if kind == "task":
-                spec = msg[1]
+                spec, payload = msg[1], msg[2]
                 for sid in msg[3]:
                     self._payloads.pop(sid, None)
-                if self._killed:
-                    # tasks arrive in launch order: kills for older ids can no longer match
-                    stale = [t for t in list(self._killed) if t < spec.task_id]
-                    self._killed.difference_update(stale)  # in place: the reader adds too
-                if spec.task_id in self._killed:
-                    self._killed.discard(spec.task_id)
-                    if msg[2] is not None:
-                        self._stage_payload(spec.stage_id, msg[2])
-                    reply: Any = ("failed", self._killed_error(spec))
-                else:
-                    try:
-                        reply = self.run_task(spec, msg[2])
-                    except TaskKilledError:  # the kill landed outside the task's own handler
-                        reply = ("failed", self._killed_error(spec))
-                send(pickle.dumps(reply, 5))
+                with self._qlock:
+                    withdrawn = spec.task_id in self._withdrawn
+                    if withdrawn:
+                        self._withdrawn.discard(spec.task_id)
+                    else:
+                        self._queued.discard(spec.task_id)
+                        self._running = spec.task_id
+                if withdrawn:  # already answered by the reader
+                    if payload is not None:
+                        self._stage_payload(spec.stage_id, payload)
+                    continue
+                try:
+                    reply: Any = self.run_task(spec, payload)
+                except TaskKilledError:  # the kill landed outside the task's own handler
+                    reply = ("failed", self._killed_error(spec.task_id))
+                finally:
+                    with self._qlock:
+                        self._running = None
+                self._send(reply)
             elif kind == "remove":
                 if msg[1] == "broadcast":
                     drop_worker_broadcast(msg[2])
@@ -187,6 +193,11 @@ class Worker:
                     self.store.remove_matching(msg[1], msg[2])
             elif kind == "stop":
                 return
+
+    def _send(self, reply: Any) -> None:
+        data = pickle.dumps(reply, 5)
+        with self._send_lock:  # the reader answers withdrawn tasks itself
+            self.conn.send_bytes(data)
 
     def _read(self) -> None:
         recv, put = self.conn.recv_bytes, self._inbox.put
@@ -196,26 +207,42 @@ class Worker:
             except (EOFError, OSError):
                 put(("stop",))  # the driver is gone
                 return
-            if msg[0] == "kill":
-                self._killed.update(msg[1])
-                if self._running in self._killed:
-                    signal.pthread_kill(self._main, signal.SIGUSR1)
+            kind = msg[0]
+            if kind == "task":
+                with self._qlock:
+                    self._queued.add(msg[1].task_id)
+                put(msg)
+            elif kind in ("kill", "revoke"):
+                for task_id in msg[1]:
+                    self._withdraw_or_kill(task_id, kill_running=kind == "kill")
             else:
                 put(msg)
 
+    def _withdraw_or_kill(self, task_id: int, kill_running: bool) -> None:
+        with self._qlock:
+            if task_id in self._queued:
+                self._queued.discard(task_id)
+                self._withdrawn.add(task_id)
+                answer = True
+            else:
+                answer = False
+                if kill_running and task_id == self._running:
+                    self._kill_running = task_id
+                    signal.pthread_kill(self._main, signal.SIGUSR1)
+        if answer:
+            self._send(("failed", self._killed_error(task_id)))
+
     def _on_kill_signal(self, signum: int, frame: Any) -> None:
         running = self._running
-        if running is not None and running in self._killed:
-            self._running = None
+        if running is not None and running == self._kill_running:
+            self._kill_running = None
             raise TaskKilledError(f"task {running} was killed by the driver")
 
     def _uncached(self) -> list[tuple[int, int]]:
         return [(b[1], b[2]) for b in self.store.drain_evicted()]
 
-    def _killed_error(self, spec: TaskSpec) -> TaskError:
-        return TaskError(
-            spec.task_id, self.executor_id, "TaskKilledError", "killed", "", killed=True
-        )
+    def _killed_error(self, task_id: int) -> TaskError:
+        return TaskError(task_id, self.executor_id, "TaskKilledError", "killed", "", killed=True)
 
     def _stage_payload(self, stage_id: int, payload: bytes) -> None:
         self._payloads[stage_id] = payload
@@ -240,7 +267,6 @@ class Worker:
         start = time.perf_counter()
         TaskContext._current = tctx
         try:
-            self._running = spec.task_id
             rdd, func, partitioner, accs = self._stage(spec.stage_id, payload)
             for a in accs:
                 a._value = copy.deepcopy(a._zero)  # type: ignore[attr-defined]
@@ -249,7 +275,7 @@ class Worker:
                 value: Any = pickle.dumps(func(it), 5)
             else:
                 value = write_shuffle(self.store, spec.shuffle_id, spec.partition, it, partitioner)
-            self._running = None
+            self._running = None  # from here on a kill signal is ignored
             updates = {a.aid: a._value for a in accs if a._value != a._zero}  # type: ignore[attr-defined]
             return (
                 "done",
@@ -266,8 +292,7 @@ class Worker:
         except FetchFailedError as e:
             return ("failed", self._error(spec, e, tctx, (e.executor_id, e.shuffle_id)))
         except TaskKilledError:
-            self._killed.discard(spec.task_id)
-            return ("failed", self._killed_error(spec))
+            return ("failed", self._killed_error(spec.task_id))
         except BaseException as e:
             return ("failed", self._error(spec, e, tctx, None))
         finally:
@@ -308,6 +333,9 @@ class Worker:
 def main() -> None:
     """Entry point: ``python -m dstreams.executor.worker DRIVER_ADDRESS EXECUTOR_ID``."""
     address, executor_id = sys.argv[1], sys.argv[2]
+    # Ctrl-C in a terminal reaches the whole process group: the driver handles it (it aborts
+    # the job, which kills running tasks, then stops the workers); a worker must not die of it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     authkey = bytes.fromhex(os.environ.pop("DSTREAMS_AUTHKEY"))
     extra = os.environ.get("DSTREAMS_SYS_PATH", "")
     for p in reversed([p for p in extra.split(os.pathsep) if p]):

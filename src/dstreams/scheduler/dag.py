@@ -112,6 +112,7 @@ class DAGScheduler:
         self.job: _Job | None = None
         self.stages: dict[int, Stage] = {}
         self.shuffle_stages: dict[int, Stage] = {}
+        self._revoking: set[int] = set()  # queued tasks asked to step aside
         self.running: list[Stage] = []
         self.waiting: list[Stage] = []
         self.tasks: dict[int, tuple[Stage, TaskSetManager, str]] = {}
@@ -317,6 +318,33 @@ class DAGScheduler:
                     actions.append(Launch(eid, self._spec(stage, tid, offer), stage))
                     progress = True
                     break
+        self._rebalance(actions)
+
+    def _rebalance(self, actions: list[Any]) -> None:
+        """Move a task that waits behind another one to an idle executor.
+
+        Executors run their tasks in launch order, so with two slots a task can wait behind a
+        long one while another executor (say, a replacement that just joined) sits idle. When
+        nothing else is pending, the youngest such queued task is revoked: its executor
+        withdraws it if it has not started, and the partition becomes pending again, so the
+        idle executor takes it. A task that already started is left alone.
+        """
+        if not any(ex.free == ex.slots for ex in self.executors.values()):
+            return
+        if any(st.tsm is not None and st.tsm.pending for st in self.running):
+            return
+        queued = []
+        by_executor: dict[str, list[int]] = {}
+        for tid, (_, _, eid) in self.tasks.items():
+            by_executor.setdefault(eid, []).append(tid)
+        for eid, tids in by_executor.items():
+            queued += [(tid, eid) for tid in sorted(tids)[1:] if tid not in self._revoking]
+        for tid, eid in sorted(queued, reverse=True):
+            stage, tsm, _ = self.tasks[tid]
+            if stage in self.running and not tsm.zombie and tid in tsm.running:
+                self._revoking.add(tid)
+                actions.append(KillTask(eid, tid, only_if_queued=True))
+                return
 
     def _spec(self, stage: Stage, tid: int, offer: Any) -> TaskSpec:
         locs: dict[int, list[Location]] = {}
@@ -341,6 +369,7 @@ class DAGScheduler:
     # -- outcomes ------------------------------------------------------------------------------
     def _release(self, task_id: int, now: float) -> tuple[Stage, TaskSetManager, str] | None:
         entry = self.tasks.pop(task_id, None)
+        self._revoking.discard(task_id)
         if entry is not None:
             eid = entry[2]
             ex = self.executors.get(eid)

@@ -98,6 +98,8 @@ class KillTask:
 
     executor_id: str
     task_id: int
+    #: withdraw the task only if it has not started (to run it on an idle executor instead)
+    only_if_queued: bool = False
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,7 @@ class JobRunner:
                     if acc is not None:
                         acc._merge(delta)
             elif isinstance(a, KillTask):
-                self.backend.kill_task(a.executor_id, a.task_id)
+                self.backend.kill_task(a.executor_id, a.task_id, a.only_if_queued)
             elif isinstance(a, RemoveBlocks):
                 self.backend.remove_blocks(a.kind, a.ident)
             elif isinstance(a, (JobSucceeded, JobFailed)):
