@@ -274,3 +274,47 @@ def test_every_launched_task_gets_exactly_one_outcome(driver):
         if isinstance(ev, (TaskFinished, TaskFailed))
     ]
     assert sorted(ids) == tids
+
+
+def _wait_for_file(path: str) -> Callable[[Iterator[Any]], list[Any]]:
+    def func(it: Iterator[Any]) -> list[Any]:
+        deadline = time.monotonic() + TIMEOUT
+        while not os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return list(it)
+
+    return func
+
+
+def _launch(driver: Driver, eid: str, stage_id: int, rdd: Any, func: Any) -> int:
+    tid = next(driver._task_ids)
+    payload = dumps_code((rdd, func, None), "test stage")
+    driver.backend.launch(eid, TaskSpec(tid, stage_id, 0, 0, 0), payload)
+    return tid
+
+
+def test_kill_stops_a_running_task_and_revoke_only_withdraws_queued_ones(driver, tmp_path):
+    eid = min(driver.addresses)
+    gate = tmp_path / "gate"
+    rdd = ListRDD(_Ctx(), [[1]])
+    running = _launch(driver, eid, 20, rdd, _wait_for_file(str(gate)))
+    queued = _launch(driver, eid, 21, rdd, _double)
+    # revoking the queued task answers at once, while the first one still runs
+    driver.backend.kill_task(eid, queued, only_if_queued=True)
+    ev = driver.outcome(queued)
+    assert isinstance(ev, TaskFailed) and ev.error.killed
+    # revoking the running task leaves it alone: it finishes once its gate opens
+    driver.backend.kill_task(eid, running, only_if_queued=True)
+    gate.touch()
+    ev = driver.outcome(running)
+    assert isinstance(ev, TaskFinished) and pickle.loads(ev.result.value) == [1]
+    # killing a running task stops it; the executor goes on with the next one
+    stuck = _launch(driver, eid, 23, rdd, _wait_for_file(str(tmp_path / "never")))
+    later = _launch(driver, eid, 22, rdd, _double)
+    driver.backend.kill_task(eid, stuck)
+    ev = driver.outcome(stuck)
+    assert isinstance(ev, TaskFailed) and ev.error.killed
+    ev = driver.outcome(later)
+    assert isinstance(ev, TaskFinished) and pickle.loads(ev.result.value) == [2]
+    finished = {e.result.task_id for e in driver.seen if isinstance(e, TaskFinished)}
+    assert queued not in finished  # the withdrawn task never ran
