@@ -302,7 +302,7 @@ def test_kill_stops_a_running_task_and_revoke_only_withdraws_queued_ones(driver,
     # revoking the queued task answers at once, while the first one still runs
     driver.backend.kill_task(eid, queued, only_if_queued=True)
     ev = driver.outcome(queued)
-    assert isinstance(ev, TaskFailed) and ev.error.killed
+    assert isinstance(ev, TaskFailed) and ev.error.killed and ev.error.withdrawn
     # revoking the running task leaves it alone: it finishes once its gate opens
     driver.backend.kill_task(eid, running, only_if_queued=True)
     gate.touch()
@@ -313,7 +313,7 @@ def test_kill_stops_a_running_task_and_revoke_only_withdraws_queued_ones(driver,
     later = _launch(driver, eid, 22, rdd, _double)
     driver.backend.kill_task(eid, stuck)
     ev = driver.outcome(stuck)
-    assert isinstance(ev, TaskFailed) and ev.error.killed
+    assert isinstance(ev, TaskFailed) and ev.error.killed and not ev.error.withdrawn
     ev = driver.outcome(later)
     assert isinstance(ev, TaskFinished) and pickle.loads(ev.result.value) == [2]
     finished = {e.result.task_id for e in driver.seen if isinstance(e, TaskFinished)}

@@ -117,6 +117,7 @@ class Harness:
         message: str = "boom",
         fetch_failed: tuple[str, int] | None = None,
         killed: bool = False,
+        withdrawn: bool = False,
     ) -> list[Any]:
         err = TaskError(
             launch.spec.task_id,
@@ -126,7 +127,8 @@ class Harness:
             f'Traceback (most recent call last):\n  File "user.py", line 1\n{exc_type}: {message}',
             None,
             fetch_failed,
-            killed=killed,
+            killed=killed or withdrawn,
+            withdrawn=withdrawn,
         )
         return self.handle(TaskFailed(err))
 

@@ -280,8 +280,9 @@ def test_executor_lost_recomputes_only_its_map_outputs(ctx):
         ("a", queued.spec.task_id, True)
     ]
     # a withdraws it (it had not started) and c runs it
-    (moved,) = launches(h.fail(queued, killed=True))
+    (moved,) = launches(h.fail(queued, withdrawn=True))
     assert (moved.executor_id, moved.spec.partition) == ("c", queued.spec.partition)
+    assert moved.spec.attempt == queued.spec.attempt
     rerun = []
     for launch in [*(a for a in recompute if a is not queued), moved]:
         rerun += launches(h.finish(launch, value=[1, 1]))
@@ -514,8 +515,9 @@ def test_slot_accounting(ctx):
         ("b", queued.spec.task_id, True)
     ]
     assert h.dag.executors["a"].free == 1
-    (moved,) = launches(h.fail(queued, killed=True))  # withdrawn: it moves to idle a
-    assert (moved.executor_id, moved.spec.partition, moved.spec.attempt) == ("a", 2, 1)
+    (moved,) = launches(h.fail(queued, withdrawn=True))  # withdrawn: it moves to idle a
+    # it never ran, so it keeps attempt number 0
+    assert (moved.executor_id, moved.spec.partition, moved.spec.attempt) == ("a", 2, 0)
     assert h.dag.executors["b"].free == 1
 
 

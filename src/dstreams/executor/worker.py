@@ -230,7 +230,7 @@ class Worker:
                     self._kill_running = task_id
                     signal.pthread_kill(self._main, signal.SIGUSR1)
         if answer:
-            self._send(("failed", self._killed_error(task_id)))
+            self._send(("failed", self._killed_error(task_id, withdrawn=True)))
 
     def _on_kill_signal(self, signum: int, frame: Any) -> None:
         running = self._running
@@ -241,8 +241,16 @@ class Worker:
     def _uncached(self) -> list[tuple[int, int]]:
         return [(b[1], b[2]) for b in self.store.drain_evicted()]
 
-    def _killed_error(self, task_id: int) -> TaskError:
-        return TaskError(task_id, self.executor_id, "TaskKilledError", "killed", "", killed=True)
+    def _killed_error(self, task_id: int, withdrawn: bool = False) -> TaskError:
+        return TaskError(
+            task_id,
+            self.executor_id,
+            "TaskKilledError",
+            "withdrawn before it started" if withdrawn else "killed",
+            "",
+            killed=True,
+            withdrawn=withdrawn,
+        )
 
     def _stage_payload(self, stage_id: int, payload: bytes) -> None:
         self._payloads[stage_id] = payload

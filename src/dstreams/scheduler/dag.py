@@ -457,7 +457,7 @@ class DAGScheduler:
         if stage.id not in self.stages:
             return
         if err.killed:
-            tsm.on_failure(err.task_id, counts=False)
+            tsm.on_failure(err.task_id, counts=False, withdrawn=err.withdrawn)
             return
         if err.fetch_failed is not None:
             tsm.on_failure(err.task_id, counts=False)

@@ -98,6 +98,8 @@ class TaskError:
     #: the driver asked for this attempt to be killed (a speculative loser, a finished job)
     killed: bool = False
     uncached: list[tuple[int, int]] = field(default_factory=list)
+    #: killed before it started (withdrawn from the executor's queue): it never ran
+    withdrawn: bool = False
 
 
 class TaskContext:

@@ -41,6 +41,7 @@ class RunningTask:
     executor_id: str
     start: float
     speculative: bool
+    attempt: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,7 @@ class TaskSetManager:
             speculative = True
         attempt = self.attempts.get(p, 0)
         self.attempts[p] = attempt + 1
-        self.running[task_id] = RunningTask(p, executor_id, now, speculative)
+        self.running[task_id] = RunningTask(p, executor_id, now, speculative, attempt)
         self.copies.setdefault(p, set()).add(task_id)
         return Offer(p, attempt, speculative)
 
@@ -127,12 +128,19 @@ class TaskSetManager:
         self.durations.append(now - rt.start)
         return rt.partition
 
-    def on_failure(self, task_id: int, counts: bool = True) -> tuple[int | None, bool]:
-        """Record a failed attempt; return (partition, abort?)."""
+    def on_failure(
+        self, task_id: int, counts: bool = True, withdrawn: bool = False
+    ) -> tuple[int | None, bool]:
+        """Record a failed attempt; return (partition, abort?).
+
+        A ``withdrawn`` attempt never started, so its attempt number is given back.
+        """
         rt = self.running.pop(task_id, None)
         if rt is None:
             return None, False
         p = rt.partition
+        if withdrawn and self.attempts.get(p) == rt.attempt + 1:
+            self.attempts[p] = rt.attempt
         self.copies[p].discard(task_id)
         if p in self.done:
             return p, False
