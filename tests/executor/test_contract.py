@@ -276,8 +276,10 @@ def test_every_launched_task_gets_exactly_one_outcome(driver):
     assert sorted(ids) == tids
 
 
-def _wait_for_file(path: str) -> Callable[[Iterator[Any]], list[Any]]:
+def _wait_for_file(path: str, started: str | None = None) -> Callable[[Iterator[Any]], list[Any]]:
     def func(it: Iterator[Any]) -> list[Any]:
+        if started is not None:
+            open(started, "w").close()
         deadline = time.monotonic() + TIMEOUT
         while not os.path.exists(path) and time.monotonic() < deadline:
             time.sleep(0.005)
@@ -309,8 +311,13 @@ def test_kill_stops_a_running_task_and_revoke_only_withdraws_queued_ones(driver,
     ev = driver.outcome(running)
     assert isinstance(ev, TaskFinished) and pickle.loads(ev.result.value) == [1]
     # killing a running task stops it; the executor goes on with the next one
-    stuck = _launch(driver, eid, 23, rdd, _wait_for_file(str(tmp_path / "never")))
+    started = tmp_path / "stuck-started"
+    stuck = _launch(driver, eid, 23, rdd, _wait_for_file(str(tmp_path / "never"), str(started)))
     later = _launch(driver, eid, 22, rdd, _double)
+    deadline = time.monotonic() + TIMEOUT
+    while not started.exists():  # kill it once it runs (a queued one would be withdrawn)
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
     driver.backend.kill_task(eid, stuck)
     ev = driver.outcome(stuck)
     assert isinstance(ev, TaskFailed) and ev.error.killed and not ev.error.withdrawn
