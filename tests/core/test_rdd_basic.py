@@ -286,3 +286,17 @@ def test_empty_rdd(sc):
     assert e.collect() == []
     assert e.count() == 0
     assert e.isEmpty()
+
+
+def test_debug_string_uses_spark_layout(sc):
+    import re
+
+    rdd = sc.parallelize(range(4), 2).map(lambda x: (x, 1)).reduceByKey(lambda a, b: a + b)
+    text = re.sub(r"\[\d+\]", "[#]", rdd.toDebugString().decode())
+    assert text.splitlines() == [
+        "(2) MapPartitionsRDD[#] []",
+        " |  ShuffledRDD[#] []",
+        " +-(2) MapPartitionsRDD[#] []",
+        "    |  MapPartitionsRDD[#] []",
+        "    |  ParallelCollectionRDD[#] []",
+    ]

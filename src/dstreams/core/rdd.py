@@ -128,24 +128,15 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
         return f"{self._name or type(self).__name__}[{self._id}]"
 
     def toDebugString(self) -> bytes:
-        """The lineage, one RDD a line, indented at shuffle boundaries (bytes, as PySpark)."""
-        lines: list[str] = []
+        """The lineage in Spark's layout (bytes, as PySpark): ``|`` for narrow dependencies,
+        ``+-`` and deeper indentation at each shuffle.
 
-        def walk(rdd: RDD[Any], depth: int, prefix: str) -> None:
-            extra = ""
-            if rdd._storage_level is not None:
-                extra = f" [{rdd._storage_level}]"
-            if rdd.is_checkpointed:
-                extra += " [checkpointed]"
-            lines.append(f"{prefix}({rdd.getNumPartitions()}) {rdd!r}{extra}")
-            for dep in rdd.dependencies():
-                if isinstance(dep, ShuffleDependency):
-                    walk(dep.rdd, depth + 1, "  " * (depth + 1) + "+-")
-                else:
-                    walk(dep.rdd, depth, "  " * depth + (" |  " if depth == 0 else "  | "))
-
-        walk(self, 0, "")
-        return "\n".join(lines).encode("utf-8")
+        Example:
+            >>> print(sc.parallelize([1, 2], 2).map(lambda x: (x, 1)).toDebugString().decode())
+            (2) MapPartitionsRDD[...] []
+             |  ParallelCollectionRDD[...] []
+        """
+        return "\n".join(_debug_first(self)).encode("utf-8")
 
     # -- persistence --------------------------------------------------------------------------
     def cache(self) -> RDD[T]:
@@ -451,6 +442,43 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
             return iter(out.stdout.decode("utf-8").splitlines())
 
         return self.mapPartitions(func)
+
+
+def _debug_self(rdd: RDD[Any]) -> str:
+    level = rdd._storage_level
+    extra = f" [{level}]" if level is not None else " []"
+    if rdd.is_checkpointed:
+        extra += " (checkpointed)"
+    return f"{rdd!r}{extra}"
+
+
+def _debug_children(rdd: RDD[Any], prefix: str) -> list[str]:
+    deps = rdd.dependencies()
+    out: list[str] = []
+    for i, d in enumerate(deps):
+        shuffle = isinstance(d, ShuffleDependency)
+        out += _debug(d.rdd, prefix, shuffle, i == len(deps) - 1)
+    return out
+
+
+def _next_prefix(rdd: RDD[Any]) -> tuple[str, str]:
+    parts = f"({rdd.getNumPartitions()})"
+    left = (len(parts) - 1) // 2
+    return parts, " " * left + "|" + " " * (len(parts) - left)
+
+
+def _debug_first(rdd: RDD[Any]) -> list[str]:
+    parts, nxt = _next_prefix(rdd)
+    return [f"{parts} {_debug_self(rdd)}", *_debug_children(rdd, nxt)]
+
+
+def _debug(rdd: RDD[Any], prefix: str, shuffle: bool, last: bool) -> list[str]:
+    if not shuffle:
+        return [prefix + _debug_self(rdd), *_debug_children(rdd, prefix)]
+    parts, tail = _next_prefix(rdd)
+    this = prefix.rstrip(" ").removesuffix("|")
+    nxt = this + ("  " if last else "| ") + tail
+    return [f"{this}+-{parts} {_debug_self(rdd)}", *_debug_children(rdd, nxt)]
 
 
 class _NoContext:
