@@ -202,3 +202,15 @@ def test_stopped_context_refuses_work(no_context):
         ctx.parallelize([1])
     with pytest.raises(ContextStoppedError):
         rdd.collect()
+
+
+def test_unpicklable_records_name_the_partition_and_the_fix(fresh_context):
+    from dstreams.errors import SerializationError, TaskFailedError
+
+    sc = fresh_context("local[2]", {"dstreams.task.maxFailures": "1"})
+    with pytest.raises(TaskFailedError, match="could not serialize the result of partition") as e:
+        sc.parallelize([1, 2], 2).map(lambda x: (y for y in [x])).collect()
+    assert isinstance(e.value.__cause__, SerializationError)
+    assert "rather than generators" in str(e.value)
+    with pytest.raises(TaskFailedError, match="could not serialize the shuffle output"):
+        sc.parallelize([1, 2], 2).map(lambda x: (x, (y for y in [x]))).groupByKey().collect()

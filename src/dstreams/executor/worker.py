@@ -31,7 +31,7 @@ from typing import Any
 
 from dstreams.core.pairs import not_a_pair
 from dstreams.core.shared import drop_worker_broadcast, load_with_accumulators
-from dstreams.errors import FetchFailedError, TaskKilledError
+from dstreams.errors import FetchFailedError, SerializationError, TaskKilledError
 from dstreams.scheduler.task import TaskContext, TaskError, TaskResult, TaskSpec
 from dstreams.storage.blocks import BlockClient, BlockServer, BlockStore
 
@@ -115,10 +115,25 @@ def write_shuffle(
             raise not_a_pair(kv, "partitionBy") from None
         appends[func(k) % n](kv)
     sizes = [len(b) for b in buckets]
+    what = f"the shuffle output of partition {map_id}"
     store.put_all(
-        {("shuffle", shuffle_id, map_id, r): pickle.dumps(b, 5) for r, b in enumerate(buckets) if b}
+        {
+            ("shuffle", shuffle_id, map_id, r): _pickle_records(b, what)
+            for r, b in enumerate(buckets)
+            if b
+        }
     )
     return sizes
+
+
+def _pickle_records(records: Any, what: str) -> bytes:
+    try:
+        return pickle.dumps(records, 5)
+    except Exception as e:
+        raise SerializationError(
+            f"could not serialize {what}: {type(e).__name__}: {e}. Records must be picklable: "
+            "return lists or tuples rather than generators, and no open files, sockets or locks"
+        ) from e
 
 
 class Worker:
@@ -280,7 +295,7 @@ class Worker:
                 a._value = copy.deepcopy(a._zero)  # type: ignore[attr-defined]
             it = rdd.iterator(spec.partition, tctx)
             if spec.shuffle_id is None:
-                value: Any = pickle.dumps(func(it), 5)
+                value: Any = _pickle_records(func(it), f"the result of partition {spec.partition}")
             else:
                 value = write_shuffle(self.store, spec.shuffle_id, spec.partition, it, partitioner)
             self._running = None  # from here on a kill signal is ignored
