@@ -160,3 +160,18 @@ def test_pickle_file_roundtrip(sc, tmp_path):
     assert back.collect() == data
     with pytest.raises(FileExistsError):
         sc.parallelize([1]).saveAsPickleFile(str(out))
+
+
+def test_text_that_is_not_utf8_names_the_file_and_the_fix(fresh_context, tmp_path):
+    from dstreams.errors import TaskFailedError
+
+    sc = fresh_context("local[1]", {"dstreams.task.maxFailures": "1"})
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"good line\nbad \xff\xfe line\n")
+    with pytest.raises(TaskFailedError, match="bad.txt' is not valid UTF-8 text") as e:
+        sc.textFile(str(path)).collect()
+    assert "use_unicode=False" in str(e.value)
+    assert sc.textFile(str(path), use_unicode=False).collect() == [
+        b"good line",
+        b"bad \xff\xfe line",
+    ]

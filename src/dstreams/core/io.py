@@ -136,11 +136,19 @@ class TextFileRDD(RDD[str]):
 
     def compute(self, split: int, tctx: TaskContext) -> Iterator[str]:
         f, start, end = self._splits[split]
-        if end < 0:
-            with self._fs.open(f, "rb", compression="infer") as fh:
-                data = fh.read()
-            return iter(_lines(data, self._use_unicode))
-        return _read_lines(self._fs, f, start, end, self._use_unicode)
+        try:
+            if end < 0:
+                with self._fs.open(f, "rb", compression="infer") as fh:
+                    data = fh.read()
+                yield from _lines(data, self._use_unicode)
+            else:
+                yield from _read_lines(self._fs, f, start, end, self._use_unicode)
+        except UnicodeDecodeError as e:
+            raise ValueError(
+                f"{f!r} is not valid UTF-8 text ({e.reason} in the part of the file from byte "
+                f"{start}); read it with textFile(..., use_unicode=False) to get bytes, "
+                "or with binaryFiles"
+            ) from e
 
     def __repr__(self) -> str:
         return f"{self.path} TextFileRDD[{self._id}]"
