@@ -175,3 +175,15 @@ def test_text_that_is_not_utf8_names_the_file_and_the_fix(fresh_context, tmp_pat
         b"good line",
         b"bad \xff\xfe line",
     ]
+
+
+def test_a_corrupt_pickle_file_is_named(fresh_context, tmp_path):
+    from dstreams.errors import TaskFailedError
+
+    sc = fresh_context("local[1]", {"dstreams.task.maxFailures": "1"})
+    out = tmp_path / "out"
+    sc.parallelize([1, 2, 3], 1).saveAsPickleFile(str(out))
+    assert sc.pickleFile(str(out)).collect() == [1, 2, 3]
+    (out / "part-00000").write_bytes(b"not a pickle")
+    with pytest.raises(TaskFailedError, match="part-00000' is not a file written by saveAs"):
+        sc.pickleFile(str(out)).collect()

@@ -269,8 +269,14 @@ class PickleFileRDD(RDD[Any]):
         self._files = files
 
     def compute(self, split: int, tctx: TaskContext) -> Iterator[Any]:
-        with self._fs.open(self._files[split], "rb") as fh:
-            return iter(pickle.load(fh))
+        name = self._files[split]
+        try:
+            with self._fs.open(name, "rb") as fh:
+                return iter(pickle.load(fh))
+        except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as e:
+            raise ValueError(
+                f"{name!r} is not a file written by saveAsPickleFile, or it is corrupt: {e}"
+            ) from e
 
 
 def _prepare_output_dir(path: str) -> tuple[Any, str]:
