@@ -103,3 +103,22 @@ def test_binary_records_stream(ssc: Any, tmp_path: Any) -> None:
     _move_in(watched, "r.bin", b"aaaabbbbcccc")
     run_batches(ssc, 1)
     assert sink.results == [[b"aaaa", b"bbbb", b"cccc"]]
+
+
+def test_socket_text_that_is_not_utf8_is_reported_not_dropped(ssc: Any) -> None:
+    server = LineServer([b"ok\nbad \xff line\n"])
+    errors: list[str] = []
+
+    class L(StreamingListener):
+        def onReceiverError(self, receiverError: Any) -> None:
+            errors.append(receiverError.receiverInfo().lastErrorMessage())
+
+    ssc.addStreamingListener(L())
+    lines = ssc.socketTextStream("127.0.0.1", server.port)
+    sink = CollectingSink(lines, sort=False)
+    ssc.start()
+    assert ssc._receiver_tracker.blocks.wait_for_received(2, 10)
+    run_batches(ssc, 1)
+    assert sink.results == [["ok", "bad \ufffd line"]]
+    assert any("not UTF-8" in e for e in errors)
+    server.release[0].set()

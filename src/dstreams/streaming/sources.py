@@ -82,10 +82,21 @@ class SocketReceiver(Receiver):
                 pending += chunk
                 continue
             complete, pending = pending + chunk[:cut], chunk[cut + 1 :]
-            text = complete.decode("utf-8", "replace")
+            text = self._decode(complete)
             lines = text.split("\n")
             if "\r" in text:
                 lines = [ln.removesuffix("\r") for ln in lines]
             self.storeMany(lines)
         if pending and not self.isStopped():
-            self.store(pending.decode("utf-8", "replace").rstrip("\r"))
+            self.store(self._decode(pending).rstrip("\r"))
+
+    def _decode(self, data: bytes) -> str:
+        """UTF-8 text; malformed bytes become U+FFFD (as Spark's reader) and are reported."""
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            self.reportError(
+                f"{self.name()} received bytes that are not UTF-8 ({e.reason}); "
+                "they were replaced by U+FFFD in the affected lines"
+            )
+            return data.decode("utf-8", "replace")
