@@ -182,18 +182,18 @@ class Worker:
                 spec, payload = msg[1], msg[2]
                 for sid in msg[3]:
                     self._payloads.pop(sid, None)
-                with self._qlock:
-                    withdrawn = spec.task_id in self._withdrawn
-                    if withdrawn:
-                        self._withdrawn.discard(spec.task_id)
-                    else:
-                        self._queued.discard(spec.task_id)
-                        self._running = spec.task_id
-                if withdrawn:  # already answered by the reader
-                    if payload is not None:
-                        self._stage_payload(spec.stage_id, payload)
-                    continue
                 try:
+                    with self._qlock:
+                        withdrawn = spec.task_id in self._withdrawn
+                        if withdrawn:
+                            self._withdrawn.discard(spec.task_id)
+                        else:
+                            self._queued.discard(spec.task_id)
+                            self._running = spec.task_id
+                    if withdrawn:  # already answered by the reader
+                        if payload is not None:
+                            self._stage_payload(spec.stage_id, payload)
+                        continue
                     reply: Any = self.run_task(spec, payload)
                 except TaskKilledError:  # the kill landed outside the task's own handler
                     reply = ("failed", self._killed_error(spec.task_id))
