@@ -238,14 +238,29 @@ class PairsMixin:
         ):
             if not callable(fn):
                 raise TypeError(f"combineByKey: {name} must be a function, got {fn!r}")
+        return self._combine_and_shuffle(
+            _combine_locally(createCombiner, mergeValue, "combineByKey"),
+            _reduce_locally(mergeCombiners, "combineByKey"),
+            numPartitions,
+            partitionFunc,
+        )
+
+    def _combine_and_shuffle(
+        self: RDD[Any],
+        local: Callable[[Iterator[Any]], Iterator[Any]],
+        merge: Callable[[Iterator[Any]], Iterator[Any]],
+        numPartitions: int | None,
+        partitionFunc: Callable[[Any], int],
+    ) -> RDD[Any]:
+        """Combine each partition with ``local``, shuffle by key, then ``merge`` per partition.
+
+        The local combine keeps the partitioner, so input already partitioned this way skips
+        the shuffle (as PySpark's ``combineByKey``).
+        """
         if numPartitions is None:
             numPartitions = self._defaultReducePartitions()
-        # the local combine keeps the partitioner, so already-partitioned input skips the shuffle
-        local = self.mapPartitions(
-            _combine_locally(createCombiner, mergeValue, "combineByKey"), True
-        )
-        shuffled = local.partitionBy(numPartitions, partitionFunc)
-        return shuffled.mapPartitions(_reduce_locally(mergeCombiners, "combineByKey"), True)
+        shuffled = self.mapPartitions(local, True).partitionBy(numPartitions, partitionFunc)
+        return shuffled.mapPartitions(merge, True)
 
     def reduceByKey(
         self: RDD[Any],
@@ -262,22 +277,14 @@ class PairsMixin:
         """
         if not callable(func):
             raise TypeError(f"reduceByKey expects a function, got {func!r}")
-        if numPartitions is None:
-            numPartitions = self._defaultReducePartitions()
-        local = self.mapPartitions(_reduce_locally(func, "reduceByKey"), True)
-        shuffled = local.partitionBy(numPartitions, partitionFunc)
-        return shuffled.mapPartitions(_reduce_locally(func, "reduceByKey"), True)
+        combine = _reduce_locally(func, "reduceByKey")
+        return self._combine_and_shuffle(combine, combine, numPartitions, partitionFunc)
 
     def reduceByKeyLocally(self: RDD[Any], func: Callable[[Any, Any], Any]) -> dict[Any, Any]:
         """Merge values per key and return the result to the driver as a dict."""
-        parts = self.mapPartitions(
-            lambda it: [dict(_reduce_locally(func, "reduceByKeyLocally")(it))]
-        ).collect()
-        out: dict[Any, Any] = {}
-        for d in parts:
-            for k, v in d.items():
-                out[k] = func(out[k], v) if k in out else v
-        return out
+        combine = _reduce_locally(func, "reduceByKeyLocally")
+        parts = self.mapPartitions(lambda it: [dict(combine(it))]).collect()
+        return dict(combine(kv for d in parts for kv in d.items()))
 
     def groupByKey(
         self: RDD[Any],
@@ -291,10 +298,9 @@ class PairsMixin:
             >>> sorted(pairs.groupByKey().mapValues(len).collect())
             [('a', 2), ('b', 1)]
         """
-        if numPartitions is None:
-            numPartitions = self._defaultReducePartitions()
-        local = self.mapPartitions(_group_locally("groupByKey"), True)
-        return local.partitionBy(numPartitions, partitionFunc).mapPartitions(_merge_groups, True)
+        return self._combine_and_shuffle(
+            _group_locally("groupByKey"), _merge_groups, numPartitions, partitionFunc
+        )
 
     def aggregateByKey(
         self: RDD[Any],
