@@ -76,6 +76,12 @@ KEYS: dict[str, ConfigKey] = dict(
             "Tasks younger than this are never speculated.",
         ),
         _k(
+            "dstreams.task.reaper.killTimeout",
+            "10s",
+            "A task that has not stopped this long after it was killed (a speculative loser, a "
+            "cancelled job) gets its worker process killed and replaced; 0 disables it.",
+        ),
+        _k(
             "dstreams.executor.heartbeatInterval",
             "200ms",
             "How often the driver checks that worker processes are alive.",

@@ -16,6 +16,8 @@ __all__ = [
     "FetchFailedError",
     "ContextStoppedError",
     "TaskKilledError",
+    "CacheMissingError",
+    "JobCancelledError",
 ]
 
 
@@ -76,6 +78,26 @@ class FetchFailedError(DStreamsError):
 
     def __reduce__(self):  # keep the attributes across pickling
         return (FetchFailedError, (self.executor_id, self.shuffle_id, str(self)))
+
+
+class CacheMissingError(DStreamsError):
+    """A task expected a cached partition that its executor no longer has (internal).
+
+    The scheduler answers by forgetting that location and planning the stage again with the
+    lineage behind the partition, so the partition is recomputed; users never see it.
+    """
+
+    def __init__(self, rdd_id: int, split: int) -> None:
+        super().__init__(f"cached partition {split} of RDD {rdd_id} is missing")
+        self.rdd_id = rdd_id
+        self.split = split
+
+    def __reduce__(self):  # keep the attributes across pickling
+        return (CacheMissingError, (self.rdd_id, self.split))
+
+
+class JobCancelledError(JobAbortedError):
+    """A running job was cancelled (for example by ``StreamingContext.stop``)."""
 
 
 class ContextStoppedError(DStreamsError):

@@ -20,11 +20,11 @@ from dstreams.conf import Conf
 from dstreams.core.dependency import Partitioner
 from dstreams.core.primitives import ShuffledRDD
 from dstreams.core.rdd import RDD
+from dstreams.core.shipping import encode_stage
 from dstreams.executor.base import ExecutorBackend
 from dstreams.executor.local import LocalBackend
 from dstreams.scheduler.dag import ExecutorAdded, ExecutorLost, TaskFailed, TaskFinished
 from dstreams.scheduler.task import TaskSpec
-from dstreams.serde import dumps_code
 
 BACKENDS: dict[str, Callable[[int, Conf], ExecutorBackend]] = {
     "local": lambda n, conf: LocalBackend(n, conf),
@@ -113,9 +113,9 @@ class Driver:
     ) -> TaskFinished | TaskFailed:
         tid = next(self._task_ids)
         partitioner = spec_kw.pop("partitioner", None)
-        spec = TaskSpec(tid, stage_id, 0, partition, 0, **spec_kw)
+        spec = TaskSpec(tid, stage_id, 0, partition, 0, payload_id=stage_id, **spec_kw)
         if payload is None:
-            payload = dumps_code((rdd, func, partitioner), "test stage")
+            payload = encode_stage(rdd, func, partitioner)
         self.backend.launch(eid, spec, payload)
         return self.outcome(tid)
 
@@ -232,7 +232,7 @@ def test_cached_blocks_written_by_one_executor_are_read_by_another(driver, tmp_p
     assert len(os.listdir(marks)) == 1, "the partition was recomputed instead of fetched"
 
 
-def test_stage_payload_is_sent_once_per_executor_per_stage(driver):
+def test_stage_payload_is_sent_once_per_executor_per_payload(driver):
     rdd = ListRDD(_Ctx(), [[1], [2]])
     a, b = sorted(driver.addresses)
     assert pickle.loads(driver.run(a, 30, rdd, _double, partition=0).result.value) == [2]
@@ -246,8 +246,8 @@ def test_stage_payload_is_sent_once_per_executor_per_stage(driver):
     assert isinstance(ev, TaskFailed)
     ev = driver.run(b, 31, rdd, _double, partition=1)
     assert pickle.loads(ev.result.value) == [4]
-    # after forget_stages the payload is shipped again
-    driver.backend.forget_stages([30, 31])
+    # after forget_payloads the payload is shipped again
+    driver.backend.forget_payloads([30, 31])
     ev = driver.run(a, 30, rdd, partition=0, payload=b"not a pickle")
     assert isinstance(ev, TaskFailed)
 
@@ -256,10 +256,10 @@ def test_every_launched_task_gets_exactly_one_outcome(driver):
     rdd = ListRDD(_Ctx(), [[i] for i in range(20)])
     eids = sorted(driver.addresses)
     tids = []
-    payload = dumps_code((rdd, _fail_on_odd, None), "test stage")
+    payload = encode_stage(rdd, _fail_on_odd, None)
     for p in range(20):
         tid = 5000 + p
-        driver.backend.launch(eids[p % 2], TaskSpec(tid, 40, 0, p, 0), payload)
+        driver.backend.launch(eids[p % 2], TaskSpec(tid, 40, 0, p, 0, payload_id=40), payload)
         tids.append(tid)
     outcomes = {}
     for tid in tids:
@@ -290,8 +290,8 @@ def _wait_for_file(path: str, started: str | None = None) -> Callable[[Iterator[
 
 def _launch(driver: Driver, eid: str, stage_id: int, rdd: Any, func: Any) -> int:
     tid = next(driver._task_ids)
-    payload = dumps_code((rdd, func, None), "test stage")
-    driver.backend.launch(eid, TaskSpec(tid, stage_id, 0, 0, 0), payload)
+    payload = encode_stage(rdd, func, None)
+    driver.backend.launch(eid, TaskSpec(tid, stage_id, 0, 0, 0, payload_id=stage_id), payload)
     return tid
 
 

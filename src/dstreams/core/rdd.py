@@ -89,6 +89,10 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
 
     def iterator(self, split: int, tctx: TaskContext) -> Iterator[T]:
         """Records of ``split``: from a checkpoint, from the cache, or computed."""
+        if tctx.materialized:
+            ahead = tctx.materialized.get((self._id, split))
+            if ahead is not None:
+                return iter(ahead)
         if self._checkpoint_rdd is not None:
             return self._checkpoint_rdd.compute(split, tctx)
         if self._storage_level is not None:

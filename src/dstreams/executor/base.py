@@ -9,7 +9,8 @@ Contract, which ``tests/executor/test_contract.py`` checks for every backend:
 * ``launch`` never blocks on the task; exactly one ``TaskFinished`` or ``TaskFailed`` follows
   for each launched task, unless its executor is lost first (then ``ExecutorLost`` is posted
   and the task's outcome is never reported).
-* A task's stage payload is sent with the first task of that stage on each executor only.
+* A stage payload is sent with the first task that runs it (``spec.payload_id``) on each
+  executor only.
 * A lost executor is replaced; the replacement announces itself with ``ExecutorAdded``
   under a new executor id.
 * Blocks written by a task (shuffle outputs, cached partitions) stay on its executor until
@@ -17,7 +18,7 @@ Contract, which ``tests/executor/test_contract.py`` checks for every backend:
 * ``kill_task`` interrupts a task that is running or queued on its executor; the task answers
   ``TaskFailed`` with ``killed=True`` (or its normal outcome if it finished first). With
   ``only_if_queued`` it withdraws a task that has not started and leaves a running one alone.
-* Threading: ``launch``/``kill_task``/``remove_blocks``/``forget_stages``/``kill_executor``
+* Threading: ``launch``/``kill_task``/``remove_blocks``/``forget_payloads``/``kill_executor``
   may be called from
   the runner thread only; ``events`` is filled from backend threads.
 """
@@ -40,7 +41,7 @@ class ExecutorBackend(abc.ABC):
 
     @abc.abstractmethod
     def launch(self, executor_id: str, spec: TaskSpec, payload: bytes) -> None:
-        """Run ``spec`` on ``executor_id``; ``payload`` is the stage's pickled closure."""
+        """Run ``spec`` on ``executor_id``; ``payload`` is its stage (``core/shipping.py``)."""
 
     @abc.abstractmethod
     def kill_task(self, executor_id: str, task_id: int, only_if_queued: bool = False) -> None:
@@ -54,8 +55,8 @@ class ExecutorBackend(abc.ABC):
         """Drop every block of a shuffle (``"shuffle"``) or a cached RDD (``"rdd"``)."""
 
     @abc.abstractmethod
-    def forget_stages(self, stage_ids: list[int]) -> None:
-        """Let executors drop cached stage payloads of a finished job."""
+    def forget_payloads(self, payload_ids: list[int]) -> None:
+        """Let executors drop cached stage payloads (those of a finished job)."""
 
     @abc.abstractmethod
     def kill_executor(self, executor_id: str) -> None:

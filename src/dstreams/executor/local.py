@@ -58,8 +58,8 @@ class _Worker:
     pid: int = 0
     address: Any = None
     alive: bool = True
-    stages: set[int] = field(default_factory=set)
-    forget: list[int] = field(default_factory=list)  # stage payloads to drop, sent with a task
+    payloads: set[int] = field(default_factory=set)  # payload ids this worker holds
+    forget: list[int] = field(default_factory=list)  # payloads to drop, sent with a task
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -198,14 +198,14 @@ class LocalBackend(ExecutorBackend):
         w = self._workers.get(executor_id)
         if w is None or w.conn is None:
             return  # lost meanwhile: the scheduler already got (or will get) ExecutorLost
-        send_payload = spec.stage_id not in w.stages
+        send_payload = spec.payload_id not in w.payloads
         forget, w.forget = w.forget, []
         msg = pickle.dumps(("task", spec, payload if send_payload else None, forget), 5)
         try:
             with w.lock:
                 w.conn.send_bytes(msg)
             if send_payload:
-                w.stages.add(spec.stage_id)
+                w.payloads.add(spec.payload_id)
         except OSError:
             self._lost(w, "sending a task failed")
 
@@ -234,15 +234,15 @@ class LocalBackend(ExecutorBackend):
     def remove_blocks(self, kind: str, ident: int) -> None:
         self._broadcast(("remove", kind, ident))
 
-    def forget_stages(self, stage_ids: list[int]) -> None:
-        if not stage_ids:
+    def forget_payloads(self, payload_ids: list[int]) -> None:
+        if not payload_ids:
             return
         # no message of its own: the list rides on each worker's next task (fewer wake-ups
         # between the small jobs of a streaming application)
         for w in self._workers.values():
-            dropped = w.stages.intersection(stage_ids)
+            dropped = w.payloads.intersection(payload_ids)
             if dropped:
-                w.stages.difference_update(dropped)
+                w.payloads.difference_update(dropped)
                 w.forget.extend(dropped)
 
     def kill_executor(self, executor_id: str) -> None:

@@ -4,7 +4,8 @@ A worker is a long-lived process (``python -m dstreams.executor.worker``) starte
 It connects back to the driver, starts a :class:`~dstreams.storage.blocks.BlockServer`, then
 runs tasks one at a time as they arrive. For each task it:
 
-1. unpickles the stage payload the first time it sees the stage (closures ship once per stage),
+1. decodes the stage payload (``core/shipping.py``) the first time it sees it (closures ship
+   once per stage),
 2. computes the partition through ``rdd.iterator`` (narrow operators are pipelined generators),
 3. for a shuffle-map task, buckets the records by the partitioner and stores one pickled block
    per bucket; for a result task, pickles ``func(iterator)``;
@@ -31,7 +32,13 @@ from typing import Any
 
 from dstreams.core.pairs import not_a_pair
 from dstreams.core.shared import drop_worker_broadcast, load_with_accumulators
-from dstreams.errors import FetchFailedError, SerializationError, TaskKilledError
+from dstreams.core.shipping import MATERIALIZE_EVERY, decode_stage, materialize_deep_lineage
+from dstreams.errors import (
+    CacheMissingError,
+    FetchFailedError,
+    SerializationError,
+    TaskKilledError,
+)
 from dstreams.scheduler.task import TaskContext, TaskError, TaskResult, TaskSpec
 from dstreams.storage.blocks import BlockClient, BlockServer, BlockStore
 
@@ -83,6 +90,10 @@ class WorkerTaskContext(TaskContext):
         if v is None:
             return None
         return pickle.loads(v) if isinstance(v, bytes) else v
+
+    def has_cached(self, rdd_id: int, split: int) -> bool:
+        key = ("rdd", rdd_id, split)
+        return self._w.store.get(key) is not None or (rdd_id, split) in self.spec.block_locations
 
     def put_cached(self, rdd_id: int, split: int, data: list[Any], level: Any) -> None:
         stored = self._w.store.put_cached(
@@ -192,7 +203,7 @@ class Worker:
                             self._running = spec.task_id
                     if withdrawn:  # already answered by the reader
                         if payload is not None:
-                            self._stage_payload(spec.stage_id, payload)
+                            self._stage_payload(spec.payload_id, payload)
                         continue
                     reply: Any = self.run_task(spec, payload)
                 except TaskKilledError:  # the kill landed outside the task's own handler
@@ -267,22 +278,22 @@ class Worker:
             withdrawn=withdrawn,
         )
 
-    def _stage_payload(self, stage_id: int, payload: bytes) -> None:
-        self._payloads[stage_id] = payload
-        self._payloads.move_to_end(stage_id)
+    def _stage_payload(self, payload_id: int, payload: bytes) -> None:
+        self._payloads[payload_id] = payload
+        self._payloads.move_to_end(payload_id)
         while len(self._payloads) > _STAGE_CACHE:
             self._payloads.popitem(last=False)
 
-    def _stage(self, stage_id: int, payload: bytes | None) -> Any:
+    def _stage(self, payload_id: int, payload: bytes | None) -> Any:
         if payload is not None:
-            self._stage_payload(stage_id, payload)
-        entry = self._payloads[stage_id]
+            self._stage_payload(payload_id, payload)
+        entry = self._payloads[payload_id]
         if isinstance(entry, bytes):
             # functions were pickled with cloudpickle; note the accumulators they carry
             data = entry
-            (rdd, func, partitioner), accs = load_with_accumulators(lambda: pickle.loads(data))
-            entry = (rdd, func, partitioner, accs)
-            self._payloads[stage_id] = entry
+            stage, accs = load_with_accumulators(lambda: decode_stage(data))
+            entry = (stage.rdd, stage.func, stage.partitioner, accs, stage.height)
+            self._payloads[payload_id] = entry
         return entry
 
     def run_task(self, spec: TaskSpec, payload: bytes | None) -> tuple[str, Any]:
@@ -290,9 +301,11 @@ class Worker:
         start = time.perf_counter()
         TaskContext._current = tctx
         try:
-            rdd, func, partitioner, accs = self._stage(spec.stage_id, payload)
+            rdd, func, partitioner, accs, height = self._stage(spec.payload_id, payload)
             for a in accs:
                 a._value = copy.deepcopy(a._zero)  # type: ignore[attr-defined]
+            if height > MATERIALIZE_EVERY:
+                materialize_deep_lineage(rdd, spec.partition, tctx)
             it = rdd.iterator(spec.partition, tctx)
             if spec.shuffle_id is None:
                 value: Any = _pickle_records(func(it), f"the result of partition {spec.partition}")
@@ -314,6 +327,10 @@ class Worker:
             )
         except FetchFailedError as e:
             return ("failed", self._error(spec, e, tctx, (e.executor_id, e.shuffle_id)))
+        except CacheMissingError as e:
+            err = self._error(spec, e, tctx, None)
+            err.missing_block = (e.rdd_id, e.split)
+            return ("failed", err)
         except TaskKilledError:
             return ("failed", self._killed_error(spec.task_id))
         except BaseException as e:

@@ -28,6 +28,7 @@ from dstreams.scheduler.events import (
     ExecutorLost,
     JobFailed,
     JobSucceeded,
+    KillExecutor,
     KillTask,
     Launch,
     MergeAccumulators,
@@ -49,6 +50,7 @@ __all__ = [
     "MergeAccumulators",
     "RemoveBlocks",
     "KillTask",
+    "KillExecutor",
     "ExecutorAdded",
     "ExecutorLost",
     "TaskFinished",
@@ -72,7 +74,10 @@ class Stage:
     shuffle_reads: list[int] = field(default_factory=list)
     attempt: int = -1
     tsm: TaskSetManager | None = None
-    payload: bytes | None = None  # the pickled closure, made once by the runner
+    payload: bytes | None = None  # the encoded stage, made by the runner (core/shipping.py)
+    payload_id: int = -1
+    #: persisted RDDs the payload ships as cached stubs (their lineage stays on the driver)
+    frontier: frozenset[int] = frozenset()
 
     @property
     def is_result(self) -> bool:
@@ -101,10 +106,19 @@ class _Executor:
 class DAGScheduler:
     """The pure scheduling state machine; see the module docstring."""
 
-    def __init__(self, max_failures: int = 4, speculation: SpeculationConfig | None = None):
+    def __init__(
+        self,
+        max_failures: int = 4,
+        speculation: SpeculationConfig | None = None,
+        kill_timeout: float | None = 10.0,
+    ):
         if max_failures < 1:
             raise ValueError(f"dstreams.task.maxFailures={max_failures} must be at least 1")
         self.max_failures = max_failures
+        #: a killed task still running after this long gets its executor killed (None: never)
+        self.kill_timeout = kill_timeout
+        self._kills: dict[int, float | None] = {}  # task id -> when its kill was noticed
+        self._reaped: set[str] = set()
         self.speculation = speculation or SpeculationConfig()
         self.executors: dict[str, _Executor] = {}
         self.map_outputs: dict[int, list[Location | None]] = {}
@@ -119,6 +133,7 @@ class DAGScheduler:
         self._task_ids = itertools.count()
         self._stage_ids = itertools.count()
         self._fetch_failures: dict[int, int] = {}
+        self._missing_blocks: dict[tuple[int, int], int] = {}
 
     # -- public transitions --------------------------------------------------------------------
     def submit_job(self, rdd: RDD[Any], func: Any, partitions: list[int], now: float) -> list[Any]:
@@ -126,6 +141,7 @@ class DAGScheduler:
         self.stages.clear()
         self.shuffle_stages.clear()
         self._fetch_failures.clear()
+        self._missing_blocks.clear()
         final = self._new_stage(rdd, None, func)
         self.job = _Job(final, partitions, index={p: i for i, p in enumerate(partitions)})
         actions: list[Any] = []
@@ -147,20 +163,50 @@ class DAGScheduler:
             for st in self.running:
                 if st.tsm is not None:
                     st.tsm.check_speculation(now)
+            self._reap(now, actions)
         elif isinstance(event, Cleanup):
             self._on_cleanup(event, actions)
         else:
             raise TypeError(f"unknown scheduler event {event!r}")
         if self.job is not None:
             self._launch(actions, now)
+        return self._note_kills(actions)
+
+    def _reap(self, now: float, actions: list[Any]) -> None:
+        """Kill the executor of a task that ignored its kill for ``kill_timeout`` seconds."""
+        for tid in list(self._kills):
+            entry = self.tasks.get(tid)
+            if entry is None:
+                del self._kills[tid]
+                continue
+            since = self._kills[tid]
+            if since is None:
+                self._kills[tid] = now
+            elif self.kill_timeout is not None and now - since >= self.kill_timeout:
+                eid = entry[2]
+                if eid not in self._reaped:
+                    self._reaped.add(eid)
+                    actions.append(
+                        KillExecutor(
+                            eid,
+                            f"task {tid} did not stop {self.kill_timeout:g}s after it was "
+                            "killed (dstreams.task.reaper.killTimeout)",
+                        )
+                    )
+
+    def _note_kills(self, actions: list[Any]) -> list[Any]:
+        """Remember the kills in ``actions`` for the reaper; return ``actions``."""
+        for a in actions:
+            if isinstance(a, KillTask) and not a.only_if_queued:
+                self._kills.setdefault(a.task_id, None)
         return actions
 
-    def abort_job(self, reason: str) -> list[Any]:
+    def abort_job(self, reason: str, error: Exception | None = None) -> list[Any]:
         if self.job is None:
             return []
         actions: list[Any] = []
-        self._fail_into(actions, JobAbortedError(reason))
-        return actions
+        self._fail_into(actions, error if error is not None else JobAbortedError(reason))
+        return self._note_kills(actions)
 
     # -- stage construction --------------------------------------------------------------------
     def _new_stage(
@@ -196,6 +242,43 @@ class DAGScheduler:
             added = True
         return added
 
+    def cached_frontier(self, rdd: RDD[Any]) -> frozenset[int]:
+        """Persisted RDDs of ``rdd``'s stage whose partitions are all cached (not behind one).
+
+        A stage payload ships them as stubs: tasks read their blocks, and the lineage behind
+        them never travels. Any loss of one of their blocks invalidates the payload.
+        """
+        out: set[int] = set()
+        seen: set[int] = set()
+        stack = [rdd]
+        while stack:
+            r = stack.pop()
+            if r._id in seen:
+                continue
+            seen.add(r._id)
+            if self._fully_cached(r):
+                out.add(r._id)
+                continue
+            stack.extend(d.rdd for d in r.dependencies() if not isinstance(d, ShuffleDependency))
+        return frozenset(out)
+
+    def _fully_cached(self, r: RDD[Any]) -> bool:
+        return r._storage_level is not None and all(
+            (r._id, p) in self.cache_locs for p in range(r.getNumPartitions())
+        )
+
+    def _invalidate_payloads(self, rdd_ids: set[int]) -> None:
+        """Stages whose payload stubs one of ``rdd_ids`` are encoded again at their next launch."""
+        if not rdd_ids:
+            return
+        for st in self.stages.values():
+            if st.frontier & rdd_ids:
+                st.payload = None
+
+    def _forget_cache_loc(self, key: tuple[int, int]) -> None:
+        if self.cache_locs.pop(key, None) is not None:
+            self._invalidate_payloads({key[0]})
+
     def _shuffle_deps(self, rdd: RDD[Any]) -> list[ShuffleDependency]:
         """The shuffle dependencies reachable through narrow ones (stage boundaries)."""
         out: dict[int, ShuffleDependency] = {}
@@ -206,9 +289,7 @@ class DAGScheduler:
             if r._id in seen:
                 continue
             seen.add(r._id)
-            if r._storage_level is not None and all(
-                (r._id, p) in self.cache_locs for p in range(r.getNumPartitions())
-            ):
+            if self._fully_cached(r):
                 continue  # fully cached: its parents are not needed
             for dep in r.dependencies():
                 if isinstance(dep, ShuffleDependency):
@@ -390,7 +471,7 @@ class DAGScheduler:
         for key in uncached:  # dropped from that executor's memory to make room
             loc = self.cache_locs.get(key)
             if loc is not None and loc[0] == eid:
-                del self.cache_locs[key]
+                self._forget_cache_loc(key)
         ex = self.executors.get(eid)
         if ex is not None:
             for key in cached:
@@ -463,6 +544,10 @@ class DAGScheduler:
             tsm.on_failure(err.task_id, counts=False)
             self._on_fetch_failed(stage, err.fetch_failed, actions)
             return
+        if err.missing_block is not None:
+            tsm.on_failure(err.task_id, counts=False)
+            self._on_missing_block(stage, err.missing_block, actions)
+            return
         part, abort = tsm.on_failure(err.task_id, counts=True)
         if abort:
             self._fail_into(actions, _task_failed_error(stage, part, tsm, err))
@@ -484,6 +569,40 @@ class DAGScheduler:
             return
         self._requeue_readers(actions)
 
+    def _on_missing_block(self, stage: Stage, key: tuple[int, int], actions: list[Any]) -> None:
+        """A cached partition a task expected is gone: recompute it from its lineage."""
+        self._forget_cache_loc(key)
+        n = self._missing_blocks.get(key, 0) + 1
+        self._missing_blocks[key] = n
+        if n > MAX_STAGE_ATTEMPTS:
+            self._fail_into(
+                actions,
+                JobAbortedError(
+                    f"{stage!r} could not read cached partition {key[1]} of RDD {key[0]} {n} times"
+                ),
+            )
+            return
+        self._requeue_readers(actions)
+
+    def launch_failed(self, task_ids: list[int], error: Exception) -> list[Any]:
+        """Launches the runner could not carry out (the stage could not be encoded).
+
+        Those tasks never reached an executor: their slots are free again at once, and the
+        job fails with ``error``; attempts already running are killed.
+        """
+        for tid in task_ids:
+            entry = self.tasks.pop(tid, None)
+            self._revoking.discard(tid)
+            if entry is not None:
+                ex = self.executors.get(entry[2])
+                if ex is not None:
+                    ex.free += 1
+        if self.job is None:
+            return []
+        actions: list[Any] = []
+        self._fail_into(actions, error)
+        return self._note_kills(actions)
+
     def _requeue_readers(self, actions: list[Any]) -> None:
         """Park running stages whose shuffle inputs are incomplete; run the lost maps first."""
         for stage in list(self.running):
@@ -495,6 +614,7 @@ class DAGScheduler:
                 self._submit_stage(stage, actions)
 
     def _on_executor_lost(self, eid: str, reason: str, actions: list[Any]) -> None:
+        self._reaped.discard(eid)
         if self.executors.pop(eid, None) is None:
             return
         for outs in self.map_outputs.values():
@@ -502,7 +622,7 @@ class DAGScheduler:
                 if loc is not None and loc[0] == eid:
                     outs[i] = None
         for key in [k for k, loc in self.cache_locs.items() if loc[0] == eid]:
-            del self.cache_locs[key]
+            self._forget_cache_loc(key)
         aborted: tuple[Stage, int | None, TaskSetManager] | None = None
         lost = sorted(t for t, (_, _, e) in self.tasks.items() if e == eid)
         for tid in lost:
@@ -538,7 +658,7 @@ class DAGScheduler:
             self.map_outputs.pop(ev.ident, None)
         elif ev.kind == "rdd":
             for key in [k for k in self.cache_locs if k[0] == ev.ident]:
-                del self.cache_locs[key]
+                self._forget_cache_loc(key)
         actions.append(RemoveBlocks(ev.kind, ev.ident))
 
     def _fail_into(self, actions: list[Any], error: Exception) -> None:

@@ -2,8 +2,8 @@
 
 Backends post events (``ExecutorAdded``, ``ExecutorLost``, ``TaskFinished``, ``TaskFailed``);
 the job runner adds ``Tick`` and ``Cleanup``. ``DAGScheduler.handle`` answers with actions
-(``Launch``, ``KillTask``, ``MergeAccumulators``, ``RemoveBlocks``, ``JobSucceeded``,
-``JobFailed``) that the runner carries out.
+(``Launch``, ``KillTask``, ``KillExecutor``, ``MergeAccumulators``, ``RemoveBlocks``,
+``JobSucceeded``, ``JobFailed``) that the runner carries out.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ __all__ = [
     "JobFailed",
     "MergeAccumulators",
     "KillTask",
+    "KillExecutor",
     "RemoveBlocks",
+    "CancelJobs",
 ]
 
 
@@ -59,6 +61,14 @@ class TaskFailed:
 @dataclass(frozen=True)
 class Tick:
     """Periodic: lets the scheduler check for stragglers."""
+
+
+@dataclass(frozen=True)
+class CancelJobs:
+    """Abort the running job if it started before this request (``JobRunner.cancel_all``)."""
+
+    before_job: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,14 @@ class KillTask:
     task_id: int
     #: withdraw the task only if it has not started (to run it on an idle executor instead)
     only_if_queued: bool = False
+
+
+@dataclass(frozen=True)
+class KillExecutor:
+    """Kill an executor: a task it was told to kill has not stopped (the task reaper)."""
+
+    executor_id: str
+    reason: str
 
 
 @dataclass(frozen=True)

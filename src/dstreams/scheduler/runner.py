@@ -2,14 +2,24 @@
 
 ``run_job`` submits a job to the pure :class:`~dstreams.scheduler.dag.DAGScheduler`, then feeds
 it backend events until it answers ``JobSucceeded`` or ``JobFailed``, carrying out the actions it
-returns (launch tasks, merge accumulators, remove blocks). Jobs run one at a time; a lock
-serializes callers from several threads. Cleanup requests from weakref finalizers (any thread)
-are queued and applied between events. The clock is injected (``clock``), as everywhere.
+returns (launch tasks, kill tasks or executors, merge accumulators, remove blocks). Jobs run one
+at a time; a lock serializes callers from several threads. Cleanup requests from weakref
+finalizers (any thread) are queued and applied between events. The clock is injected
+(``clock``), as everywhere.
+
+Stage payloads are encoded here (``core/shipping.py``), each under a fresh payload id, with the
+stage's fully cached RDDs as stubs; the DAG scheduler drops a payload when one of those blocks
+is lost, and the next launch encodes it again. A payload that cannot be encoded fails the job,
+and the launches that could not happen give their slots back at once.
+
+``cancel_all`` (any thread) aborts the running job and any job that started before it; later
+jobs run normally.
 """
 
 from __future__ import annotations
 
 import collections
+import itertools
 import pickle
 import queue
 import threading
@@ -19,13 +29,15 @@ from typing import Any
 
 from dstreams.conf import Conf
 from dstreams.core.rdd import RDD
-from dstreams.errors import SerializationError, TaskFailedError
+from dstreams.core.shipping import encode_stage
+from dstreams.errors import JobCancelledError, SerializationError, TaskFailedError
 from dstreams.executor.base import ExecutorBackend
 from dstreams.scheduler.dag import (
     Cleanup,
     DAGScheduler,
     JobFailed,
     JobSucceeded,
+    KillExecutor,
     KillTask,
     Launch,
     MergeAccumulators,
@@ -33,8 +45,8 @@ from dstreams.scheduler.dag import (
     Stage,
     Tick,
 )
+from dstreams.scheduler.events import CancelJobs
 from dstreams.scheduler.taskset import SpeculationConfig
-from dstreams.serde import dumps_code
 
 __all__ = ["JobRunner"]
 
@@ -58,30 +70,39 @@ class JobRunner:
         max_failures = conf.get_int("dstreams.task.maxFailures")
         if max_failures is None:
             max_failures = 4
-        self.dag = DAGScheduler(max_failures, spec)
+        reaper = conf.get_duration_ms("dstreams.task.reaper.killTimeout")
+        self.dag = DAGScheduler(max_failures, spec, reaper / 1000.0 if reaper > 0 else None)
         self.backend = backend
         self.clock = clock
         self._accumulators = accumulators
         self._lock = threading.RLock()
         self._cleanups: collections.deque[tuple[str, int]] = collections.deque()
         self._tick = conf.get_duration_ms("dstreams.executor.heartbeatInterval") / 1000.0
+        self._payload_ids = itertools.count()
+        self._job_ids = itertools.count()
+        self._next_job = 0
         self.jobs_run = 0
 
     def post_cleanup(self, item: tuple[str, int]) -> None:
         """Queue an RDD/shuffle removal (thread-safe; applied by the runner thread)."""
         self._cleanups.append(item)
 
+    def cancel_all(self, reason: str) -> None:
+        """Abort the running job, and any job started before this call (thread-safe)."""
+        self.backend.events.put(CancelJobs(self._next_job, reason))
+
     def run_job(
         self, rdd: RDD[Any], func: Callable[[Any], Any], partitions: list[int]
     ) -> list[Any]:
         """Compute ``func(iterator)`` for each partition; results in the order given."""
         with self._lock:
+            job_id = next(self._job_ids)
+            self._next_job = job_id + 1
             self._drain()
-            stages: list[Stage] = []
+            payload_ids: list[int] = []
             actions = self.dag.submit_job(rdd, func, partitions, self.clock())
-            stages.extend(self.dag.stages.values())
             try:
-                outcome = self._apply(actions)
+                outcome = self._apply(actions, payload_ids)
                 events = self.backend.events
                 last_tick = self.clock()
                 while outcome is None:
@@ -91,16 +112,21 @@ class JobRunner:
                         ev = Tick()
                     self._apply_cleanups()
                     now = self.clock()
-                    outcome = self._apply(self.dag.handle(ev, now))
+                    if isinstance(ev, CancelJobs):
+                        if job_id < ev.before_job:
+                            error = JobCancelledError(f"job {job_id} was cancelled: {ev.reason}")
+                            outcome = self._apply(self.dag.abort_job(ev.reason, error), [])
+                        continue
+                    outcome = self._apply(self.dag.handle(ev, now), payload_ids)
                     if outcome is None and now - last_tick >= self._tick:
                         last_tick = now  # stragglers are checked even while events flow
-                        outcome = self._apply(self.dag.handle(Tick(), now))
+                        outcome = self._apply(self.dag.handle(Tick(), now), payload_ids)
             except BaseException:
-                self._apply(self.dag.abort_job("the driver was interrupted"))
+                self._apply(self.dag.abort_job("the driver was interrupted"), [])
                 raise
             finally:
                 self.jobs_run += 1
-                self.backend.forget_stages([s.id for s in stages])
+                self.backend.forget_payloads(payload_ids)
             if isinstance(outcome, JobFailed):
                 err = outcome.error
                 if isinstance(err, TaskFailedError) and err.cause is not None:
@@ -116,25 +142,30 @@ class JobRunner:
                 ev = events.get_nowait()
             except queue.Empty:
                 break
-            self._apply(self.dag.handle(ev, self.clock()))
+            if not isinstance(ev, CancelJobs):  # aimed at jobs that have ended
+                self._apply(self.dag.handle(ev, self.clock()), [])
         self._apply_cleanups()
 
     def _apply_cleanups(self) -> None:
         while self._cleanups:
             kind, ident = self._cleanups.popleft()
-            self._apply(self.dag.handle(Cleanup(kind, ident), self.clock()))
+            self._apply(self.dag.handle(Cleanup(kind, ident), self.clock()), [])
 
-    def _apply(self, actions: list[Any]) -> JobSucceeded | JobFailed | None:
+    def _apply(self, actions: list[Any], payload_ids: list[int]) -> JobSucceeded | JobFailed | None:
         outcome: JobSucceeded | JobFailed | None = None
+        launches = [a for a in actions if isinstance(a, Launch)]
+        if launches:
+            try:
+                for a in launches:
+                    a.spec.payload_id = self._payload(a.stage, payload_ids)
+            except SerializationError as e:
+                # none of these launches happened: the scheduler frees their slots at once
+                failed = self.dag.launch_failed([a.spec.task_id for a in launches], e)
+                actions = [a for a in actions if not isinstance(a, Launch)] + failed
         for a in actions:
             if isinstance(a, Launch):
-                try:
-                    payload = self._payload(a.stage)
-                except SerializationError as e:
-                    outcome = JobFailed(e)
-                    self.dag.abort_job(str(e))
-                    break
-                self.backend.launch(a.executor_id, a.spec, payload)
+                assert a.stage.payload is not None
+                self.backend.launch(a.executor_id, a.spec, a.stage.payload)
             elif isinstance(a, MergeAccumulators):
                 for aid, delta in a.updates.items():
                     acc = self._accumulators.get(aid)
@@ -142,20 +173,24 @@ class JobRunner:
                         acc._merge(delta)
             elif isinstance(a, KillTask):
                 self.backend.kill_task(a.executor_id, a.task_id, a.only_if_queued)
+            elif isinstance(a, KillExecutor):
+                self.backend.kill_executor(a.executor_id)
             elif isinstance(a, RemoveBlocks):
                 self.backend.remove_blocks(a.kind, a.ident)
             elif isinstance(a, (JobSucceeded, JobFailed)):
                 outcome = a
         return outcome
 
-    @staticmethod
-    def _payload(stage: Stage) -> bytes:
+    def _payload(self, stage: Stage, payload_ids: list[int]) -> int:
+        """The stage's encoded payload (made again after a cached block it stubs was lost)."""
         if stage.payload is None:
             partitioner = stage.shuffle_dep.partitioner if stage.shuffle_dep else None
-            stage.payload = dumps_code(
-                (stage.rdd, stage.func, partitioner), f"the functions of {stage!r}"
-            )
-        return stage.payload
+            frontier = self.dag.cached_frontier(stage.rdd)
+            stage.payload = encode_stage(stage.rdd, stage.func, partitioner, frontier)
+            stage.frontier = frontier
+            stage.payload_id = next(self._payload_ids)
+            payload_ids.append(stage.payload_id)
+        return stage.payload_id
 
     def stop(self) -> None:
         with self._lock:

@@ -35,6 +35,8 @@ class TaskSpec:
     block_locations: dict[tuple[int, int], Location] = field(default_factory=dict)
     #: (rdd_id, split) -> records held by the driver (parallelize, received blocks)
     partition_data: dict[tuple[int, int], Any] = field(default_factory=dict)
+    #: which encoded stage payload this task runs (executors cache payloads by this id)
+    payload_id: int = -1
 
     def __reduce__(self) -> tuple[Any, ...]:  # a plain tuple pickles ~4x faster, ~5x smaller
         return (
@@ -50,6 +52,7 @@ class TaskSpec:
                 self.map_locations,
                 self.block_locations,
                 self.partition_data,
+                self.payload_id,
             ),
         )
 
@@ -100,6 +103,8 @@ class TaskError:
     uncached: list[tuple[int, int]] = field(default_factory=list)
     #: killed before it started (withdrawn from the executor's queue): it never ran
     withdrawn: bool = False
+    #: (rdd_id, split) of a cached partition the task expected but could not find
+    missing_block: tuple[int, int] | None = None
 
 
 class TaskContext:
@@ -113,6 +118,8 @@ class TaskContext:
     def __init__(self, spec: TaskSpec) -> None:
         self.spec = spec
         self.cached_now: list[tuple[int, int]] = []
+        #: (rdd_id, split) -> records computed ahead by ``materialize_deep_lineage``
+        self.materialized: dict[tuple[int, int], list[Any]] = {}
 
     @classmethod
     def get(cls) -> TaskContext | None:
@@ -136,6 +143,10 @@ class TaskContext:
         raise NotImplementedError
 
     def get_cached(self, rdd_id: int, split: int) -> list[Any] | None:
+        raise NotImplementedError
+
+    def has_cached(self, rdd_id: int, split: int) -> bool:
+        """Whether a cached partition is here or known to live on a peer (no fetch)."""
         raise NotImplementedError
 
     def put_cached(self, rdd_id: int, split: int, data: list[Any], level: Any) -> None:
