@@ -63,8 +63,9 @@ class Harness:
         executors: dict[str, int] | None = None,
         max_failures: int = 4,
         speculation: SpeculationConfig | None = None,
+        kill_timeout: float | None = 10.0,
     ) -> None:
-        self.dag = DAGScheduler(max_failures, speculation)
+        self.dag = DAGScheduler(max_failures, speculation, kill_timeout)
         self.now = 0.0
         self.log: list[Any] = []
         for eid, slots in (executors or {"a": 2, "b": 2}).items():
@@ -118,6 +119,7 @@ class Harness:
         fetch_failed: tuple[str, int] | None = None,
         killed: bool = False,
         withdrawn: bool = False,
+        missing_block: tuple[int, int] | None = None,
     ) -> list[Any]:
         err = TaskError(
             launch.spec.task_id,
@@ -129,6 +131,7 @@ class Harness:
             fetch_failed,
             killed=killed or withdrawn,
             withdrawn=withdrawn,
+            missing_block=missing_block,
         )
         return self.handle(TaskFailed(err))
 

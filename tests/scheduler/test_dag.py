@@ -530,3 +530,86 @@ def test_cleanup_events_become_remove_blocks(ctx):
     h = Harness()
     assert h.handle(Cleanup("rdd", 12)) == [RemoveBlocks("rdd", 12)]
     assert h.handle(Cleanup("shuffle", 3)) == [RemoveBlocks("shuffle", 3)]
+
+
+# -- cached frontier, launch failures, the reaper --------------------------------------------
+def test_cached_frontier_names_fully_cached_rdds_and_stops_there(ctx):
+    h = Harness({"a": 2, "b": 2})
+    rdd = cached_shuffle_then_reader(ctx, h)
+    reader = rdd.map(str).map(str)
+    assert h.dag.cached_frontier(reader) == {rdd.id()}
+    # one partition gone: the RDD is no longer fully cached, so its lineage must ship
+    del h.dag.cache_locs[(rdd.id(), 0)]
+    assert h.dag.cached_frontier(reader) == frozenset()
+
+
+def test_a_missing_cached_block_is_recomputed_from_lineage(ctx):
+    h = Harness({"a": 2, "b": 2})
+    rdd = cached_shuffle_then_reader(ctx, h)
+    sid = next(iter(h.dag.map_outputs))
+    acts = h.submit(rdd.map(str))
+    (reader,) = [s for s in h.dag.stages.values() if s.is_result]
+    reader.frontier = frozenset({rdd.id()})  # as the runner encoded it
+    reader.payload = b"encoded"
+    first = launches(acts)[0]
+    key = (rdd.id(), first.spec.partition)
+    # the block was evicted on its executor after the task was planned
+    out = h.fail(first, "CacheMissingError", "gone", missing_block=key)
+    assert key not in h.dag.cache_locs
+    assert reader.payload is None, "the payload stubbing the lost block must be encoded again"
+    assert failed(out) is None, "a missing block is not the user's failure"
+    assert sid in reader.shuffle_reads, "the lost partition's lineage needs its shuffle"
+    assert succeeded(run_all(h, out + acts[1:])) is not None
+
+
+def test_repeatedly_missing_block_aborts_the_job(ctx):
+    h = Harness({"a": 2, "b": 2})
+    rdd = cached_shuffle_then_reader(ctx, h)
+    acts = h.submit(rdd.map(str))
+    key = (rdd.id(), 0)
+    out: list = []
+    for _ in range(10):
+        launch = next(a for a in launches(acts + out) if a.stage.is_result)
+        h.dag.cache_locs[key] = ("a", h.dag.executors["a"].address)  # says it is back
+        out = h.fail(launch, "CacheMissingError", "gone", missing_block=key)
+        if failed(out):
+            break
+        acts = []
+    assert isinstance(failed(out).error, JobAbortedError)
+    assert "could not read cached partition 0" in str(failed(out).error)
+
+
+def test_launches_that_could_not_happen_free_their_slots(ctx):
+    h = Harness({"a": 2, "b": 2})
+    acts = h.submit(ctx.parallelize(6).map(str))
+    started = launches(acts)
+    assert len(started) == 4 and all(ex.free == 0 for ex in h.dag.executors.values())
+    # the runner could not encode the stage: none of these launches reached an executor
+    out = h.dag.launch_failed([a.spec.task_id for a in started], ValueError("unpicklable"))
+    h.dag.validate_state()
+    assert isinstance(failed(out).error, ValueError)
+    assert all(ex.free == ex.slots for ex in h.dag.executors.values())
+    assert h.dag.job is None and not h.dag.tasks
+    # the next job gets every slot
+    assert len(launches(h.submit(ctx.parallelize(4).map(str)))) == 4
+
+
+def test_a_task_that_ignores_its_kill_gets_its_executor_killed(ctx):
+    from dstreams.scheduler.dag import KillExecutor
+
+    h = Harness({"a": 1, "b": 1}, kill_timeout=2.0)
+    acts = h.submit(ctx.parallelize(2).map(str))
+    on_a = next(a for a in launches(acts) if a.executor_id == "a")
+    out = h.dag.abort_job("cancelled")
+    assert {k.task_id for k in kills(out)} == {a.spec.task_id for a in launches(acts)}
+    h.now = 1.0
+    h.finish(next(a for a in launches(acts) if a.executor_id == "b"))  # b obeyed (late result)
+    h.now = 2.5
+    assert not [a for a in h.tick() if isinstance(a, KillExecutor)], "not yet: 1.5 s"
+    h.now = 3.5
+    reaped = [a for a in h.tick() if isinstance(a, KillExecutor)]
+    assert [r.executor_id for r in reaped] == ["a"]
+    assert f"task {on_a.spec.task_id} did not stop" in reaped[0].reason
+    assert not [a for a in h.tick() if isinstance(a, KillExecutor)], "asked once"
+    h.lose_executor("a")
+    assert not h.dag._kills

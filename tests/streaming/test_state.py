@@ -64,6 +64,10 @@ def test_state_lineage_is_checkpointed(ssc: Any, tmp_path: Any) -> None:
         lambda vs, st: sum(vs) + (st or 0)
     )
     sink = CollectingSink(state)
+    seen: dict[int, Any] = {}
+    state.foreachRDD(lambda t, rdd: seen.setdefault(round(t.timestamp() * 1000), rdd))
     run_batches(ssc, 12)
     assert sink.results[-1] == [("a", 12)]
-    assert state._generated[10_000].isCheckpointed()
+    assert seen[10_000].isCheckpointed()
+    assert not seen[9_000].isCheckpointed()
+    assert seen[12_000].dependencies(), "not checkpointed yet: lineage reaches back to 10 s"

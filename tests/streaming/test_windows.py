@@ -143,7 +143,9 @@ def test_state_rdds_are_checkpointed(ssc: Any, tmp_path: Any) -> None:
         operator.add, operator.sub, 5, 1
     )
     CollectingSink(windowed)
+    seen: dict[int, Any] = {}
+    windowed.foreachRDD(lambda t, rdd: seen.setdefault(round(t.timestamp() * 1000), rdd))
     run_batches(ssc, 11)
     assert windowed._checkpoint_ms == 10_000
-    assert windowed._generated[10_000].isCheckpointed()
-    assert not windowed._generated[9_000].isCheckpointed()
+    assert seen[10_000].isCheckpointed()
+    assert not seen[9_000].isCheckpointed()

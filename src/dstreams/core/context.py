@@ -181,6 +181,7 @@ class Context:
         self._stopped = True
         atexit.unregister(self.stop)
         try:
+            self._runner.cancel_all("the Context was stopped")  # a running job ends at once
             self._runner.stop()
             self._backend.stop()
         finally:

@@ -68,6 +68,7 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
         self.is_cached = False
         self.is_checkpointed = False
         self._checkpoint_requested = False
+        self._checkpoint_searched = False  # see core/checkpoint.pending_checkpoints
         self._checkpoint_rdd: RDD[T] | None = None
         self._name: str | None = None
 
@@ -88,19 +89,26 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
         return self._deps
 
     def iterator(self, split: int, tctx: TaskContext) -> Iterator[T]:
-        """Records of ``split``: from a checkpoint, from the cache, or computed."""
+        """Records of ``split``: from the cache, from a checkpoint, or computed (Spark's order).
+
+        A persisted RDD that misses its cache reads its checkpoint (if written) or computes,
+        and caches the result.
+        """
         if tctx.materialized:
             ahead = tctx.materialized.get((self._id, split))
             if ahead is not None:
                 return iter(ahead)
-        if self._checkpoint_rdd is not None:
-            return self._checkpoint_rdd.compute(split, tctx)
         if self._storage_level is not None:
             data = tctx.get_cached(self._id, split)
             if data is None:
-                data = list(self.compute(split, tctx))
+                data = list(self._compute_or_read_checkpoint(split, tctx))
                 tctx.put_cached(self._id, split, data, self._storage_level)
             return iter(data)
+        return self._compute_or_read_checkpoint(split, tctx)
+
+    def _compute_or_read_checkpoint(self, split: int, tctx: TaskContext) -> Iterator[T]:
+        if self._checkpoint_rdd is not None:
+            return self._checkpoint_rdd.compute(split, tctx)
         return self.compute(split, tctx)
 
     def __getstate__(self) -> dict[str, Any]:

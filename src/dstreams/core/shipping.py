@@ -67,6 +67,7 @@ class CachedRDDStub(RDD[Any]):
         self.is_cached = True
         self.is_checkpointed = False
         self._checkpoint_requested = False
+        self._checkpoint_searched = True
         self._checkpoint_rdd = None
 
     def iterator(self, split: int, tctx: TaskContext) -> Iterator[Any]:
@@ -219,19 +220,25 @@ def decode_stage(data: bytes) -> DecodedStage:
     return DecodedStage(rdd, func, partitioner, lineage_height(rdd))
 
 
-def _narrow_parents(r: RDD[Any]) -> list[RDD[Any]]:
-    return [d.rdd for d in r.dependencies() if not isinstance(d, ShuffleDependency)]
+def _parents(r: RDD[Any], narrow_only: bool) -> list[RDD[Any]]:
+    return [
+        d.rdd for d in r.dependencies() if not (narrow_only and isinstance(d, ShuffleDependency))
+    ]
 
 
-def lineage_height(rdd: RDD[Any]) -> int:
-    """The longest chain of narrow dependencies below ``rdd`` (computed without recursion)."""
+def lineage_height(rdd: RDD[Any], narrow_only: bool = True) -> int:
+    """The longest chain of dependencies below ``rdd`` (computed without recursion).
+
+    With ``narrow_only`` (what one task pipelines) shuffle dependencies end the chain;
+    without it, the whole lineage counts, as far back as sources and checkpoints.
+    """
     height: dict[int, int] = {}
     stack: list[tuple[RDD[Any], bool]] = [(rdd, False)]
     while stack:
         r, expanded = stack.pop()
         if id(r) in height:
             continue
-        parents = _narrow_parents(r)
+        parents = _parents(r, narrow_only)
         if expanded or not parents:
             height[id(r)] = 1 + max((height[id(p)] for p in parents), default=-1)
             continue

@@ -268,7 +268,7 @@ class LocalBackend(ExecutorBackend):
                         w.conn.send_bytes(pickle.dumps(("stop",), 5))
                 except OSError:
                     pass
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + 1.0  # then a worker stuck in a task is killed
         for w in workers:
             try:
                 w.proc.wait(max(0.01, deadline - time.monotonic()))

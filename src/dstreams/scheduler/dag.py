@@ -163,13 +163,14 @@ class DAGScheduler:
             for st in self.running:
                 if st.tsm is not None:
                     st.tsm.check_speculation(now)
-            self._reap(now, actions)
         elif isinstance(event, Cleanup):
             self._on_cleanup(event, actions)
         else:
             raise TypeError(f"unknown scheduler event {event!r}")
         if self.job is not None:
             self._launch(actions, now)
+        if self._kills:
+            self._reap(now, actions)
         return self._note_kills(actions)
 
     def _reap(self, now: float, actions: list[Any]) -> None:

@@ -192,7 +192,12 @@ class JobRunner:
             payload_ids.append(stage.payload_id)
         return stage.payload_id
 
-    def stop(self) -> None:
-        with self._lock:
+    def stop(self, timeout: float = 1.0) -> None:
+        """Abort the running job (call ``cancel_all`` first so that it ends promptly)."""
+        if not self._lock.acquire(timeout=timeout):
+            return  # a job thread is stuck outside the scheduler; the backend stops anyway
+        try:
             if self.dag.job is not None:
                 self.dag.abort_job("the Context was stopped")
+        finally:
+            self._lock.release()

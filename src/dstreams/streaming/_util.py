@@ -9,11 +9,13 @@ exactly PySpark's conversion).
 from __future__ import annotations
 
 import inspect
+import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 __all__ = [
+    "Deadline",
     "check_function",
     "fmt_ms",
     "positional_arity",
@@ -81,3 +83,18 @@ def positional_arity(func: Callable[..., Any]) -> int:
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
             n += 1
     return n
+
+
+class Deadline:
+    """A real-time budget for shutting down (thread joins), not a batch time.
+
+    Batch times always come from the injected clock; how long ``stop()`` may wait for a thread
+    is a property of the machine, so it is measured on the monotonic clock.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._end = time.monotonic() + seconds
+
+    def left(self, floor: float = 0.01) -> float:
+        """Seconds left (at least ``floor``, so a join still gives a thread a moment)."""
+        return max(floor, self._end - time.monotonic())

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-from dstreams.streaming._util import to_ms
+from dstreams.streaming._util import Deadline, to_ms
 from dstreams.streaming.clock import Clock, ManualClock, SystemClock
 from dstreams.streaming.dstream import DStream
 from dstreams.streaming.graph import DStreamGraph
@@ -32,6 +32,9 @@ __all__ = ["StreamingContext"]
 _log = logging.getLogger(__name__)
 
 INITIALIZED, ACTIVE, STOPPED = "INITIALIZED", "ACTIVE", "STOPPED"
+
+#: a non-graceful stop waits at most this long for the engine's threads
+_STOP_SECONDS = 1.5
 
 _DEFAULTS: dict[str, str] = {
     "dstreams.streaming.blockInterval": "200ms",
@@ -267,15 +270,18 @@ class StreamingContext:
             self._sc.stop()
 
     def _stop_running(self, graceful: bool) -> None:
+        """Stop generating, running and receiving; a non-graceful stop takes under 2 s."""
         if graceful:
             self._receiver_tracker.stop_receivers()
             timeout_ms = self._conf_int(
                 "dstreams.streaming.gracefulStopTimeout", 10 * self._batch_ms
             )
             self._wait_drained(timeout_ms / 1000.0)
-        self._generator.stop()
-        self._scheduler.stop(drop_pending=not graceful)
-        self._receiver_tracker.stop()
+        deadline = Deadline(_STOP_SECONDS)
+        self._generator.stop_timer(deadline.left() / 4)
+        self._scheduler.stop(drop_pending=not graceful, timeout=deadline.left() / 2)
+        self._receiver_tracker.stop(deadline.left() / 2)
+        self._generator.stop(deadline.left())
         self._graph.stop()
 
     def _wait_drained(self, timeout: float) -> None:

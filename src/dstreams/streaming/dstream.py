@@ -118,9 +118,11 @@ class DStream(Generic[T]):
         if self._must_checkpoint and self._checkpoint_ms is None:
             interval = self._ssc._conf_int("dstreams.streaming.checkpointInterval", 10000)
             self._checkpoint_ms = slide * max(1, -(-interval // slide))
+        # Unlike Spark (twice the checkpoint interval), a stream remembers only what its
+        # children and remember() ask for: at 10 ms batches, Spark's rule keeps 2,000 state
+        # copies. Recovery does not need them: a lost partition is recomputed from lineage,
+        # which reaches back to the last checkpoint whether or not the RDDs are remembered.
         min_remember = slide
-        if self._checkpoint_ms is not None and min_remember <= self._checkpoint_ms:
-            min_remember = self._checkpoint_ms * 2
         if self._remember_ms is None or self._remember_ms < min_remember:
             self._remember_ms = min_remember
         for dep in self._dependencies:
@@ -171,6 +173,7 @@ class DStream(Generic[T]):
             assert zero is not None
             if self._checkpoint_ms is not None and (time_ms - zero) % self._checkpoint_ms == 0:
                 rdd.checkpoint()
+                rdd._engine_checkpoint = True  # its files go when nothing can read them
                 self._ssc._graph._mark_checkpointed(time_ms, rdd)
             self._generated[time_ms] = rdd
         return rdd

@@ -23,6 +23,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dstreams.streaming._util import Deadline
 from dstreams.streaming.listener import (
     BatchInfo,
     OutputOperationInfo,
@@ -108,14 +109,14 @@ class RecurringTimer:
             self.callback(next_ms)
             next_ms += self.period
 
-    def stop(self) -> None:
-        """Stop ticking (a tick in progress completes)."""
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop ticking (a tick in progress completes); wait at most ``timeout`` seconds."""
         self._stop.set()
         wake = getattr(self.clock, "wake", None)
         if wake is not None:
             wake()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(5)
+            self._thread.join(timeout)
 
 
 @dataclass
@@ -221,12 +222,21 @@ class JobGenerator:
         }
         ssc._scheduler.submit(JobSet(time_ms, jobs, infos))
 
-    def stop(self) -> None:
-        """Stop the timer, then the event loop after the events already posted."""
-        self.timer.stop()
+    def stop_timer(self, timeout: float = 1.0) -> None:
+        """Stop generating batches (the events already posted are still handled)."""
+        self.timer.stop(timeout)
+
+    def stop(self, timeout: float = 1.0) -> None:
+        """Stop the timer, then the event loop after the events already posted.
+
+        Waits at most ``timeout`` seconds: a user function running in the event loop (a
+        ``transform`` that blocks) is left to finish on its own.
+        """
+        deadline = Deadline(timeout)
+        self.timer.stop(deadline.left())
         self._events.put(None)
-        if self._thread is not None:
-            self._thread.join(10)
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(deadline.left())
 
     def is_idle(self) -> bool:
         """Return True when no event is waiting."""
@@ -243,7 +253,7 @@ class JobScheduler:
         self._cond = threading.Condition()
         self._done_ms: int | None = None
         self._running = False
-        self._drop = False
+        self._drop = False  # set by a non-graceful stop: run nothing more
 
     def start(self) -> None:
         """Start the job thread."""
@@ -287,7 +297,11 @@ class JobScheduler:
         job_set.started_ms = clock.getTimeMillis()
         bus.post(StreamingListenerBatchStarted(job_set.info()))
         for job in job_set.jobs:
+            if self._drop:
+                return  # stopping: the batch's remaining output operations do not run
             self._run_job(job_set, job)
+        if self._drop:
+            return
         self._checkpoint(job_set.time_ms)
         job_set.ended_ms = clock.getTimeMillis()
         bus.post(StreamingListenerBatchCompleted(job_set.info()))
@@ -344,9 +358,17 @@ class JobScheduler:
         with self._cond:
             return self._queue.empty() and not self._running
 
-    def stop(self, drop_pending: bool) -> None:
-        """Stop after the running job set (and the queued ones unless ``drop_pending``)."""
-        self._drop = drop_pending
+    def stop(self, drop_pending: bool, timeout: float = 1.0) -> None:
+        """Stop the job thread; wait at most ``timeout`` seconds for it.
+
+        With ``drop_pending`` the running job is cancelled (its tasks are killed) and queued
+        batches are dropped; otherwise the queued batches run first. A driver-side function
+        that never returns (a blocked ``foreachRDD``) cannot be interrupted: the thread is
+        left behind, and its batch never completes.
+        """
+        if drop_pending:
+            self._drop = True
+            self.ssc._sc._runner.cancel_all("the StreamingContext was stopped")
         self._queue.put(None)
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(60)
+            self._thread.join(timeout)

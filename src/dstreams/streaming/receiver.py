@@ -136,14 +136,14 @@ class BlockGenerator:
             now = self.clock.getTimeMillis()
             next_time = max(next_time + self.interval, (now // self.interval + 1) * self.interval)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 1.0) -> None:
         """Stop the timer and flush the last block."""
         self._stop.set()
         wake = getattr(self.clock, "wake", None)
         if wake is not None:
             wake()
         if self._thread is not None:
-            self._thread.join(5)
+            self._thread.join(timeout)
         self.cut()
 
 
@@ -293,10 +293,10 @@ class _Supervisor:
         except Exception:  # noqa: BLE001
             _log.exception("receiver %s raised in onStop", self.receiver.streamId)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 1.0) -> None:
         self._stopped.set()
         self._call_on_stop()
-        self.generator.stop()
+        self.generator.stop(timeout)
         self.bus.post(StreamingListenerReceiverStopped(self.info(False)))
 
 
@@ -333,13 +333,13 @@ class ReceiverTracker:
         """Forget blocks of batches at or before ``threshold_ms``."""
         self.blocks.cleanup_old_batches(threshold_ms, stream_id)
 
-    def stop_receivers(self) -> None:
+    def stop_receivers(self, timeout: float = 1.0) -> None:
         """Stop every receiver, keeping the blocks they stored (graceful stop)."""
         for sup in self._supervisors:
-            sup.stop()
+            sup.stop(timeout / max(1, len(self._supervisors)))
         self._supervisors.clear()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 1.0) -> None:
         """Stop every receiver and drop the blocks."""
-        self.stop_receivers()
+        self.stop_receivers(timeout)
         self.blocks.clear()

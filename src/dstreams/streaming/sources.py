@@ -50,7 +50,7 @@ class SocketReceiver(Receiver):
             sock.close()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
-            thread.join(5)
+            thread.join(0.5)
 
     def _receive(self) -> None:
         try:
