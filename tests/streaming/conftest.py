@@ -21,9 +21,11 @@ def sc() -> Iterator[Any]:
 
 @pytest.fixture
 def ssc(sc: Any) -> Iterator[StreamingContext]:
+    checkpoint_dir = sc.getCheckpointDir()  # ssc.checkpoint() sets the Context's: restore it
     streaming = manual_context(sc, 1)
     yield streaming
     streaming.stop(stopSparkContext=False)
+    sc._checkpoint_dir = checkpoint_dir
 
 
 @pytest.fixture

@@ -122,3 +122,33 @@ def test_socket_text_that_is_not_utf8_is_reported_not_dropped(ssc: Any) -> None:
     assert sink.results == [["ok", "bad \ufffd line"]]
     assert any("not UTF-8" in e for e in errors)
     server.release[0].set()
+
+
+def test_input_info_is_reported_only_by_the_streams_spark_reports(ssc: Any, tmp_path: Any) -> None:
+    from dstreams.testing import TestSource
+
+    infos: list[dict[int, Any]] = []
+
+    class L(StreamingListener):
+        def onBatchCompleted(self, batchCompleted: Any) -> None:
+            infos.append(batchCompleted.batchInfo().streamIdToInputInfo())
+
+    ssc.addStreamingListener(L())
+    queue = TestSource(ssc, [[1, 2, 3]]).stream
+    CollectingSink(queue)
+    watched = tmp_path / "in"
+    watched.mkdir()
+    files = ssc.textFileStream(str(watched))
+    CollectingSink(files)
+    ssc.start()
+    staged = tmp_path / "a.txt"
+    staged.write_text("x\ny\n")
+    staged.rename(watched / "a.txt")
+    run_batches(ssc, 1)
+    (batch,) = infos
+    # a queue stream reports nothing; a file stream reports its files with 0 records
+    assert set(batch) == {files.id}
+    info = batch[files.id]
+    assert info.numRecords() == 0
+    assert [f.rsplit("/", 1)[-1] for f in info.metadata()["files"]] == ["a.txt"]
+    assert info.metadataDescription().endswith("a.txt")

@@ -71,3 +71,15 @@ def test_state_lineage_is_checkpointed(ssc: Any, tmp_path: Any) -> None:
     assert seen[10_000].isCheckpointed()
     assert not seen[9_000].isCheckpointed()
     assert seen[12_000].dependencies(), "not checkpointed yet: lineage reaches back to 10 s"
+
+
+def test_sc_set_checkpoint_dir_satisfies_start_as_in_spark(
+    ssc: Any, sc: Any, tmp_path: Any
+) -> None:
+    sc.setCheckpointDir(str(tmp_path / "via-sc"))  # the PySpark way; ssc.checkpoint not called
+    state = _pairs(TestSource(ssc, WORDS).stream).updateStateByKey(
+        lambda vs, st: sum(vs) + (st or 0)
+    )
+    sink = CollectingSink(state, sort=True)
+    run_batches(ssc, 2)
+    assert sink.results == [[("a", 1), ("b", 1)], [("a", 2), ("b", 1)]]

@@ -28,17 +28,38 @@ def test_window_emits_on_slide_grid(ssc: Any) -> None:
     assert sink.results == [[1, 2], [1, 2, 3, 4], [3, 4, 5]]
 
 
-def test_window_validation_names_both_durations(ssc: Any) -> None:
+PYSPARK_WINDOW = r"windowDuration must be multiple of the parent dstream's slide \(batch\) duration"
+PYSPARK_SLIDE = r"slideDuration must be multiple of the parent dstream's slide \(batch\) duration"
+
+
+def test_window_validation_uses_pysparks_text_and_names_both_durations(ssc: Any) -> None:
     stream = TestSource(ssc, []).stream
-    with pytest.raises(ValueError, match=r"windowDuration 2\.5s .* slide duration 1s"):
+    with pytest.raises(ValueError, match=PYSPARK_WINDOW + r" \(1000 ms\): got 2\.5s"):
         stream.window(2.5, 1)
-    with pytest.raises(ValueError, match=r"slideDuration 1\.5s .* slide duration 1s"):
+    with pytest.raises(ValueError, match=PYSPARK_SLIDE + r" \(1000 ms\): got 1\.5s"):
         stream.window(3, 1.5)
     slid = stream.window(4, 2)
-    with pytest.raises(ValueError, match=r"windowDuration 3s .* slide duration 2s"):
+    with pytest.raises(ValueError, match=PYSPARK_WINDOW + r" \(2000 ms\): got 3s"):
         slid.window(3)
-    with pytest.raises(ValueError, match=r"windowDuration 3s"):
+    with pytest.raises(ValueError, match=PYSPARK_WINDOW + r" \(2000 ms\): got 3s"):
         slid.reduceByKeyAndWindow(operator.add, None, 3, 2)
+
+
+def test_window_arguments_are_checked_in_pysparks_order(ssc: Any) -> None:
+    stream = TestSource(ssc, []).stream
+    # PySpark checks the durations first: a ValueError, not a TypeError for the function
+    with pytest.raises(ValueError, match=PYSPARK_WINDOW):
+        stream.reduceByKeyAndWindow(None, None, 0.1, 0.1)
+    with pytest.raises(ValueError, match=PYSPARK_WINDOW):
+        stream.reduceByWindow(None, None, 0.5, 1)
+    with pytest.raises(ValueError, match=PYSPARK_SLIDE):
+        stream.reduceByKeyAndWindow(None, None, 2, 0.5)
+    # the window first, then the slide
+    with pytest.raises(ValueError, match=PYSPARK_WINDOW):
+        stream.window(0.5, 0.5)
+    # valid durations: now the function is checked, when the graph is built
+    with pytest.raises(TypeError, match="reduceByKeyAndWindow: func must be a function"):
+        stream.reduceByKeyAndWindow(None, None, 2, 1)
 
 
 def test_reduce_by_window_without_inverse(run: Any) -> None:

@@ -138,12 +138,17 @@ class DStream(Generic[T]):
             dep._remember(self._parent_remember_ms)
 
     def _validate_at_start(self) -> None:
-        """Fail early if this stream needs a checkpoint directory and none is set."""
-        if self._checkpoint_ms is not None and not self._ssc._checkpoint_dir:
+        """Fail early if this stream needs a checkpoint directory and none is set.
+
+        As Spark's ``DStream.validateAtStart``, the Context's directory counts:
+        ``ssc.checkpoint(dir)`` sets it, and so does ``sc.setCheckpointDir(dir)``.
+        """
+        if self._checkpoint_ms is not None and not self._sc.getCheckpointDir():
             raise ValueError(
                 f"{type(self).__name__} (created by {self._op_name()}) checkpoints its RDDs every "
                 f"{fmt_ms(self._checkpoint_ms)}, but the checkpoint directory has not been set. "
-                "Please set it by StreamingContext.checkpoint(directory)."
+                "Please set it by StreamingContext.checkpoint(directory) "
+                "(or SparkContext.setCheckpointDir(directory))."
             )
         for dep in self._dependencies:
             dep._validate_at_start()
@@ -208,22 +213,24 @@ class DStream(Generic[T]):
             dep._clear_metadata(time_ms)
 
     def _validate_window_param(self, window: float, slide: float | None) -> tuple[int, int | None]:
+        # PySpark's checks, in PySpark's order and wording (window, then slide; a falsy slide
+        # is not checked), with the value and the fix added
         parent = self._slide_ms
         window_ms = to_ms(window, "windowDuration")
         if window_ms % parent != 0:
             raise ValueError(
-                f"windowDuration {fmt_ms(window_ms)} must be a multiple of the parent "
-                f"DStream's slide duration {fmt_ms(parent)}; pick a window that is "
-                f"a whole number of {fmt_ms(parent)} intervals"
+                "windowDuration must be multiple of the parent dstream's slide (batch) "
+                f"duration ({parent} ms): got {fmt_ms(window_ms)}; pick a window that is a "
+                f"whole number of {fmt_ms(parent)} intervals"
             )
         slide_ms = None
         if slide:
             slide_ms = to_ms(slide, "slideDuration")
             if slide_ms % parent != 0:
                 raise ValueError(
-                    f"slideDuration {fmt_ms(slide_ms)} must be a multiple of the parent "
-                    f"DStream's slide duration {fmt_ms(parent)}; pick a slide that is "
-                    f"a whole number of {fmt_ms(parent)} intervals"
+                    "slideDuration must be multiple of the parent dstream's slide (batch) "
+                    f"duration ({parent} ms): got {fmt_ms(slide_ms)}; pick a slide that is a "
+                    f"whole number of {fmt_ms(parent)} intervals"
                 )
         return window_ms, slide_ms
 
@@ -555,6 +562,7 @@ class DStream(Generic[T]):
         slideDuration: float,
     ) -> DStream[T]:
         """Reduce each window to one element (incrementally when ``invReduceFunc`` is given)."""
+        self._validate_window_param(windowDuration, slideDuration)  # first, as PySpark
         check_function(reduceFunc, "reduceByWindow", "reduceFunc")
         keyed = self.map(lambda x: (1, x))
         reduced = keyed.reduceByKeyAndWindow(
@@ -613,8 +621,10 @@ class DStream(Generic[T]):
         Example:
             >>> pairs.reduceByKeyAndWindow(operator.add, operator.sub, 30, 10)  # doctest: +SKIP
         """
-        check_function(func, "reduceByKeyAndWindow", "func")
         window_ms, slide_ms = self._validate_window_param(windowDuration, slideDuration)
+        check_function(func, "reduceByKeyAndWindow", "func")
+        if invFunc is not None:
+            check_function(invFunc, "reduceByKeyAndWindow", "invFunc")
         if numPartitions is None:
             numPartitions = self._sc.defaultParallelism
         reduced: DStream[Any] = self.reduceByKey(func, numPartitions)

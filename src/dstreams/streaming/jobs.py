@@ -217,9 +217,11 @@ class JobGenerator:
             ssc._scheduler.report_error(f"Error generating jobs for time {time_ms} ms", e)
             ssc._scheduler.submit(JobSet(time_ms, [], {}))  # completes in batch order
             return
-        infos = {
-            inp.id: StreamInputInfo(inp.id, inp._num_records(time_ms)) for inp in ssc._graph.inputs
-        }
+        infos = {}
+        for inp in ssc._graph.inputs:
+            info = inp._input_info(time_ms)
+            if info is not None:
+                infos[inp.id] = info
         ssc._scheduler.submit(JobSet(time_ms, jobs, infos))
 
     def stop_timer(self, timeout: float = 1.0) -> None:

@@ -68,10 +68,22 @@ class Time:
 class StreamInputInfo:
     """Records one input stream contributed to one batch (``JavaStreamInputInfo``)."""
 
-    def __init__(self, inputStreamId: int, numRecords: int, metadataDescription: str = "") -> None:
+    #: the metadata key Spark uses for a human-readable description
+    METADATA_KEY_DESCRIPTION = "Description"
+
+    def __init__(
+        self,
+        inputStreamId: int,
+        numRecords: int,
+        metadataDescription: str = "",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        if numRecords < 0:
+            raise ValueError(f"numRecords must not be negative, got {numRecords}")
         self._id = inputStreamId
         self._n = numRecords
         self._desc = metadataDescription
+        self._meta = dict(metadata or {})
 
     def inputStreamId(self) -> int:
         """Return the input stream's id."""
@@ -82,8 +94,8 @@ class StreamInputInfo:
         return self._n
 
     def metadata(self) -> dict[str, Any]:
-        """Return the metadata map (always empty here)."""
-        return {}
+        """Return the metadata map (a file stream's ``files``, a direct stream's offsets)."""
+        return dict(self._meta)
 
     def metadataDescription(self) -> str:
         """Return a human-readable description of the input, or ``""``."""

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dstreams.streaming.dstream import DStream
+from dstreams.streaming.listener import StreamInputInfo
 
 __all__ = [
     "FileInputDStream",
@@ -53,9 +54,13 @@ class InputDStream(DStream[Any]):
     def _stop(self) -> None:
         """Called once when the context stops."""
 
-    def _num_records(self, time_ms: int) -> int:
-        """Records this stream put in batch ``time_ms`` (0 when not known)."""
-        return 0
+    def _input_info(self, time_ms: int) -> StreamInputInfo | None:
+        """What this stream reports for batch ``time_ms`` in ``BatchInfo.streamIdToInputInfo``.
+
+        As Spark: receiver streams report their records, file streams report their files
+        (with 0 records, since files are read inside tasks), and queue streams report nothing.
+        """
+        return None
 
 
 class QueueInputDStream(InputDStream):
@@ -111,8 +116,8 @@ class ReceiverInputDStream(InputDStream):
             return self._sc.emptyRDD()
         return self._sc._parallelize_partitions(blocks)
 
-    def _num_records(self, time_ms: int) -> int:
-        return self._records.get(time_ms, 0)
+    def _input_info(self, time_ms: int) -> StreamInputInfo | None:
+        return StreamInputInfo(self.id, self._records.get(time_ms, 0))
 
     def _clear_metadata(self, time_ms: int) -> None:
         super()._clear_metadata(time_ms)
@@ -170,6 +175,15 @@ class FileInputDStream(InputDStream):
             return parts.flatMap(read_text_lines)
         length = self.recordLength
         return parts.flatMap(lambda url: read_fixed_records(url, length))
+
+    def _input_info(self, time_ms: int) -> StreamInputInfo | None:
+        files = [self._fs.unstrip_protocol(n) for n in self._names.get(time_ms, [])]
+        return StreamInputInfo(
+            self.id,
+            0,
+            "\n".join(files),
+            {"files": files, StreamInputInfo.METADATA_KEY_DESCRIPTION: "\n".join(files)},
+        )
 
     def _clear_metadata(self, time_ms: int) -> None:
         super()._clear_metadata(time_ms)
