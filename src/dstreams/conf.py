@@ -141,6 +141,45 @@ KEYS: dict[str, ConfigKey] = dict(
             "system",
             "Clock driving batch times: `system`, or `manual` (tests; advance it yourself).",
         ),
+        _k(
+            "dstreams.streaming.backpressure.enabled",
+            "false",
+            "Throttle receivers to the rate batches are processed at (a PID estimator "
+            "fed by every completed batch), so a slow batch does not start a cascade.",
+        ),
+        _k(
+            "dstreams.streaming.backpressure.initialRate",
+            None,
+            "Records/s each receiver may store before the first estimate (default: "
+            "`dstreams.streaming.receiver.maxRate`, else unlimited).",
+        ),
+        _k(
+            "dstreams.streaming.backpressure.pid.proportional",
+            "1.0",
+            "PID estimator: weight of the difference between the last rate and the "
+            "processing rate.",
+        ),
+        _k(
+            "dstreams.streaming.backpressure.pid.integral",
+            "0.2",
+            "PID estimator: weight of the backlog (scheduling delay times processing rate).",
+        ),
+        _k(
+            "dstreams.streaming.backpressure.pid.derived",
+            "0.0",
+            "PID estimator: weight of the error's change per second.",
+        ),
+        _k(
+            "dstreams.streaming.backpressure.pid.minRate",
+            "100",
+            "PID estimator: the lowest rate (records/s) it ever sets.",
+        ),
+        _k(
+            "dstreams.streaming.receiver.maxRate",
+            None,
+            "Most records/s one receiver stores, with or without backpressure (unset or 0: "
+            "no limit).",
+        ),
         # --- end streaming keys ---
     ]
 )

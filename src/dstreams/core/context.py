@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import cloudpickle
 
-from dstreams.conf import Conf, parse_master
+from dstreams.conf import Conf
 from dstreams.core.checkpoint import pending_checkpoints, write_checkpoint
 from dstreams.core.io import (
     BinaryRecordsRDD,
@@ -103,7 +103,9 @@ class Context:
             self._conf.setAppName(appName)
         self.master = self._conf.get_str("dstreams.master") or "local[*]"
         self.appName = self._conf.get_str("dstreams.app.name") or "dstreams"
-        num_workers = parse_master(self.master)
+        from dstreams.runtime import create_backend, validate_master
+
+        validate_master(self.master)
         # validate every setting read here before anything is started or registered
         parallelism = self._conf.get_int("dstreams.default.parallelism")
         if parallelism is not None and parallelism < 1:
@@ -133,10 +135,9 @@ class Context:
         self.setLogLevel(log_level)
         backend = None
         try:
-            from dstreams.executor.local import LocalBackend
             from dstreams.scheduler.runner import JobRunner
 
-            backend = LocalBackend(num_workers, self._conf, self._local_dir)
+            backend, num_workers = create_backend(self.master, self._conf, self._local_dir)
             self._backend = backend
             self._runner = JobRunner(self._backend, self._conf, self._accumulators)
         except BaseException:

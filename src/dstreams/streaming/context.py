@@ -25,6 +25,7 @@ from dstreams.streaming.dstream import DStream
 from dstreams.streaming.graph import DStreamGraph
 from dstreams.streaming.jobs import ContextWaiter, JobGenerator, JobScheduler
 from dstreams.streaming.listener import ListenerBus, StreamingListenerStreamingStarted
+from dstreams.streaming.ratecontrol import RateConfig, RateController
 from dstreams.streaming.receiver import ReceiverTracker
 
 __all__ = ["StreamingContext"]
@@ -113,11 +114,13 @@ class StreamingContext:
         self._graph = DStreamGraph(self._batch_ms)
         self._bus = ListenerBus()
         self._waiter = ContextWaiter()
+        self._rates = RateConfig.from_conf(self._conf_get)
         self._receiver_tracker = ReceiverTracker(
             self._clock,
             self._bus,
             self._conf_ms("dstreams.streaming.blockInterval"),
             self._conf_ms("dstreams.streaming.receiverRestartDelay"),
+            self._rates,
         )
         self._scheduler = JobScheduler(self)
         self._generator = JobGenerator(self)
@@ -238,11 +241,23 @@ class StreamingContext:
             self._start_ms = first
             self._scheduler.start()
             receivers = [s.receiver for s in self._graph.inputs if hasattr(s, "receiver")]
+            if self._rates.enabled:
+                for r in receivers:
+                    self._bus.addListener(self._rate_controller(r.streamId))
             self._receiver_tracker.start(receivers)
             self._generator.start(first)
             self._state = ACTIVE
             StreamingContext._activeContext = self
         self._bus.post(StreamingListenerStreamingStarted(self._clock.getTimeMillis()))
+
+    def _rate_controller(self, stream_id: int) -> RateController:
+        tracker = self._receiver_tracker
+
+        def publish(rate: float) -> None:
+            tracker.update_rate(stream_id, rate)
+
+        estimator = self._rates.estimator(self._batch_ms)
+        return RateController(stream_id, estimator, publish, self._rates)
 
     def awaitTermination(self, timeout: float | None = None) -> None:
         """Wait until the context stops (or ``timeout`` seconds); raise a failed batch's error."""

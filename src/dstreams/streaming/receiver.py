@@ -35,6 +35,7 @@ from dstreams.streaming.listener import (
     StreamingListenerReceiverStarted,
     StreamingListenerReceiverStopped,
 )
+from dstreams.streaming.ratecontrol import RateConfig, RateLimiter
 
 __all__ = ["BlockGenerator", "ReceivedBlockTracker", "Receiver", "ReceiverTracker"]
 
@@ -95,17 +96,27 @@ class BlockGenerator:
     """Buffers a receiver's records and cuts them into blocks on the clock."""
 
     def __init__(
-        self, stream_id: int, clock: Clock, block_interval_ms: int, tracker: ReceivedBlockTracker
+        self,
+        stream_id: int,
+        clock: Clock,
+        block_interval_ms: int,
+        tracker: ReceivedBlockTracker,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.stream_id, self.clock, self.interval = stream_id, clock, block_interval_ms
         self.tracker = tracker
+        self.limiter = limiter if limiter is not None else RateLimiter(clock)
         self._buffer: list[Any] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def add_many(self, items: Iterable[Any]) -> None:
-        """Append records to the current block."""
+        """Append records to the current block, waiting first for the rate limit."""
+        if self.limiter.rate is not None:
+            items = items if isinstance(items, (list, tuple)) else list(items)
+            if not self.limiter.acquire(len(items), self._stop):
+                return  # stopped while throttled: the records stay in the source
         with self._lock:
             before = len(self._buffer)
             self._buffer.extend(items)
@@ -304,20 +315,40 @@ class ReceiverTracker:
     """Starts, supervises and stops every receiver; owns the block tracker."""
 
     def __init__(
-        self, clock: Clock, bus: ListenerBus, block_interval_ms: int, restart_delay_ms: int
+        self,
+        clock: Clock,
+        bus: ListenerBus,
+        block_interval_ms: int,
+        restart_delay_ms: int,
+        rates: RateConfig | None = None,
     ) -> None:
         self.clock, self.bus = clock, bus
         self.block_interval, self.restart_delay = block_interval_ms, restart_delay_ms
+        self.rates = rates or RateConfig()
         self.blocks = ReceivedBlockTracker()
         self._supervisors: list[_Supervisor] = []
 
     def start(self, receivers: list[Receiver]) -> None:
-        """Start ``receivers`` (each with its own block generator)."""
+        """Start ``receivers`` (each with its own block generator and rate limiter)."""
         for r in receivers:
-            gen = BlockGenerator(r.streamId, self.clock, self.block_interval, self.blocks)
+            limiter = RateLimiter(self.clock, self.rates.starting_rate())
+            gen = BlockGenerator(r.streamId, self.clock, self.block_interval, self.blocks, limiter)
             sup = _Supervisor(r, gen, self.bus, self.clock, self.restart_delay)
             self._supervisors.append(sup)
             sup.start()
+
+    def update_rate(self, stream_id: int, rate: float) -> None:
+        """Throttle the receiver of ``stream_id`` to ``rate`` records/s (backpressure)."""
+        for sup in self._supervisors:
+            if sup.receiver.streamId == stream_id:
+                sup.generator.limiter.set_rate(self.rates.clamp(rate))
+
+    def rate_of(self, stream_id: int) -> float | None:
+        """The current limit of the receiver of ``stream_id`` (None: unlimited)."""
+        for sup in self._supervisors:
+            if sup.receiver.streamId == stream_id:
+                return sup.generator.limiter.rate
+        return None
 
     def allocate_blocks_to_batch(self, time_ms: int) -> None:
         """Flush every block generator, then give all pending blocks to batch ``time_ms``."""
