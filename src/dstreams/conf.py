@@ -76,6 +76,13 @@ KEYS: dict[str, ConfigKey] = dict(
             "Tasks younger than this are never speculated.",
         ),
         _k(
+            "dstreams.speculation.task.duration.threshold",
+            None,
+            "In a stage with no more tasks than one executor has slots (streaming batches are "
+            "often that small), speculate a task running longer than this even before "
+            "`quantile` of the stage is done (Spark's setting; unset: off).",
+        ),
+        _k(
             "dstreams.task.reaper.killTimeout",
             "10s",
             "A task that has not stopped this long after it was killed (a speculative loser, a "
@@ -83,8 +90,15 @@ KEYS: dict[str, ConfigKey] = dict(
         ),
         _k(
             "dstreams.executor.heartbeatInterval",
-            "200ms",
-            "How often the driver checks that worker processes are alive.",
+            "100ms",
+            "How often the driver pings the executors and checks for stragglers.",
+        ),
+        _k(
+            "dstreams.executor.unresponsiveTimeout",
+            "300ms",
+            "An executor silent this long (a stopped or wedged process) is offered no new "
+            "tasks, and the tasks queued on it are copied to other executors; with "
+            "speculation, so is the one it is running. It is not declared lost.",
         ),
         _k(
             "dstreams.executor.storageMemory",

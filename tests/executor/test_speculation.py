@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -42,3 +43,57 @@ def test_a_straggler_is_overtaken_by_its_speculative_copy(fresh_context: Any, tm
             break
     assert not sc._runner.dag.tasks
     assert not (tmp_path / "straggler-finished").exists()
+
+
+def test_a_stopped_worker_does_not_hold_up_the_stage(fresh_context: Any, tmp_path: Path):
+    """SIGSTOP one worker mid-stage: its queued task moves and its running task is copied."""
+    import os
+    import signal
+
+    sc = fresh_context("local[3]", {"dstreams.speculation": "true"})
+    pids = sc._backend.worker_pids()
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def work(i: int, it: Any) -> list[int]:
+        (marks / f"{i}-{os.getpid()}").touch()
+        deadline = time.monotonic() + 0.15
+        while time.monotonic() < deadline:
+            pass  # 150 ms of CPU, like a real task
+        return [sum(it)]
+
+    assert sc.parallelize(range(60), 6).mapPartitionsWithIndex(work).sum() == sum(range(60))
+    victim = sorted(pids.values())[0]
+    stopped = threading.Event()
+
+    def stop_when_busy() -> None:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if any(m.name.endswith(f"-{victim}") for m in marks.iterdir()):
+                os.kill(victim, signal.SIGSTOP)
+                stopped.set()
+                return
+            time.sleep(0.002)
+
+    for m in marks.iterdir():
+        m.unlink()
+    t = threading.Thread(target=stop_when_busy)
+    t.start()
+    start = time.monotonic()
+    try:
+        total = sc.parallelize(range(60), 6).mapPartitionsWithIndex(work).sum()
+        took = time.monotonic() - start
+    finally:
+        t.join()
+        os.kill(victim, signal.SIGCONT)
+    assert stopped.is_set()
+    assert total == sum(range(60))
+    assert took < 3.0, f"the stage waited for the stopped worker ({took:.1f}s)"
+    # the worker comes back: it is not lost, and takes tasks again
+    assert victim in sc._backend.worker_pids().values()
+    for _ in range(100):
+        sc.parallelize(range(6), 6).count()
+        if all(ex.responsive for ex in sc._runner.dag.executors.values()):
+            break
+        time.sleep(0.05)
+    assert all(ex.responsive for ex in sc._runner.dag.executors.values())

@@ -613,3 +613,88 @@ def test_a_task_that_ignores_its_kill_gets_its_executor_killed(ctx):
     assert not [a for a in h.tick() if isinstance(a, KillExecutor)], "asked once"
     h.lose_executor("a")
     assert not h.dag._kills
+
+
+# -- speculation in small stages, unresponsive executors --------------------------------------
+def test_speculation_starts_at_sparks_minimum_finished_count(ctx):
+    """6 tasks at quantile 0.75 need floor(4.5) = 4 successes, as in Spark (not 5)."""
+    h = Harness({"a": 2, "b": 2, "c": 2}, speculation=SPEC)
+    acts = launches(h.submit(ctx.parallelize(6)))
+    on_c = sorted((a for a in acts if a.executor_id == "c"), key=lambda a: a.spec.task_id)
+    others = [a for a in acts if a.executor_id != "c"]
+    h.now = 0.25
+    for a in others:
+        h.finish(a)
+    h.now = 0.5
+    copies = launches(h.tick())  # 4 of 6 done; c's two tasks run 0.5 s > 1.5 x 0.25 s
+    assert sorted(c.spec.partition for c in copies) == sorted(a.spec.partition for a in on_c)
+    assert all(c.executor_id != "c" and c.spec.speculative for c in copies)
+
+
+def test_duration_threshold_speculates_small_stages_before_the_quantile(ctx):
+    spec = SpeculationConfig(True, 1.5, 0.75, 0.1, duration_threshold=0.3)
+    h = Harness({"a": 2, "b": 2}, speculation=spec)
+    acts = launches(h.submit(ctx.parallelize(2)))  # 2 tasks <= 2 slots of one executor
+    slow, fast = acts
+    h.now = 0.2
+    h.finish(fast)
+    assert h.tick() == [], "0.2 s is under the 0.3 s threshold"
+    h.now = 0.35
+    (copy,) = launches(h.tick())  # 1 of 2 done: below the quantile, but the threshold applies
+    assert copy.spec.partition == slow.spec.partition and copy.executor_id != slow.executor_id
+    # a stage with more tasks than one executor's slots waits for the quantile
+    h2 = Harness({"a": 2, "b": 2}, speculation=spec)
+    acts2 = launches(h2.submit(ctx.parallelize(3)))
+    h2.now = 5.0
+    assert h2.tick() == []
+    assert len(acts2) == 3
+
+
+def test_default_min_runtime_allows_speculation_in_sub_second_batches(ctx):
+    h = Harness({"a": 2, "b": 2}, speculation=SpeculationConfig(enabled=True))
+    acts = launches(h.submit(ctx.parallelize(4)))
+    slow = acts[0]
+    h.now = 0.04
+    for a in acts[1:]:
+        h.finish(a)
+    h.now = 0.15  # 110 ms: over max(100 ms, 1.5 x 40 ms)
+    (copy,) = launches(h.tick())
+    assert copy.spec.partition == slow.spec.partition
+
+
+def test_an_unresponsive_executor_gets_no_tasks_and_its_queued_task_moves(ctx):
+    from dstreams.scheduler.events import ExecutorResponsive, ExecutorUnresponsive
+
+    h = Harness({"a": 2, "b": 2})  # speculation off: only the queued task moves
+    acts = launches(h.submit(ctx.parallelize(4)))
+    on_b = sorted((a for a in acts if a.executor_id == "b"), key=lambda a: a.spec.task_id)
+    running_b, queued_b = on_b
+    on_a = [a for a in acts if a.executor_id == "a"]
+    h.now = 0.1
+    assert launches(h.handle(ExecutorUnresponsive("b", 0.4))) == []  # a is still busy
+    out = h.finish(on_a[0])
+    (moved,) = launches(out)
+    assert moved.executor_id == "a" and moved.spec.partition == queued_b.spec.partition
+    assert launches(h.finish(on_a[1])) == [], "b gets nothing while it does not answer"
+    done = h.finish(moved)
+    assert not succeeded(done)  # the task running on b has no copy without speculation
+    # b resumes: its queued original is killed (the copy won), its running task finishes
+    h.handle(ExecutorResponsive("b"))
+    assert queued_b.spec.task_id in {k.task_id for k in kills(done)}
+    assert succeeded(h.finish(running_b)) is not None
+    late = h.finish(queued_b)
+    assert late == []
+
+
+def test_with_speculation_the_running_task_of_an_unresponsive_executor_is_copied(ctx):
+    from dstreams.scheduler.events import ExecutorUnresponsive
+
+    h = Harness({"a": 1, "b": 1}, speculation=SPEC)
+    acts = launches(h.submit(ctx.parallelize(2)))
+    stuck = next(a for a in acts if a.executor_id == "b")
+    other = next(a for a in acts if a.executor_id == "a")
+    h.handle(ExecutorUnresponsive("b", 0.4))
+    (copy,) = launches(h.finish(other))
+    assert copy.spec.partition == stuck.spec.partition and copy.executor_id == "a"
+    out = h.finish(copy)
+    assert succeeded(out) and [k.task_id for k in kills(out)] == [stuck.spec.task_id]

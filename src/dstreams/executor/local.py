@@ -8,7 +8,10 @@ over that one connection. One reader thread per worker turns replies into schedu
 Failure detection: a worker that dies (even by SIGKILL) closes its socket, so its reader
 thread sees end-of-file at once; a monitor thread also polls the processes every heartbeat
 interval. Either way the backend posts ``ExecutorLost`` and starts a replacement, which joins
-under a new executor id.
+under a new executor id. The monitor also pings every worker each heartbeat; a worker that has
+said nothing for ``dstreams.executor.unresponsiveTimeout`` (stopped with SIGSTOP, or stuck in
+native code holding the GIL) is reported ``ExecutorUnresponsive``, and ``ExecutorResponsive``
+once it answers again. Its process is left alone: it may resume.
 
 Workers are started with ``subprocess`` rather than ``multiprocessing`` so that the user's
 ``__main__`` is never re-imported in a worker (PySpark scripts often have no
@@ -37,7 +40,14 @@ import dstreams
 from dstreams.conf import Conf
 from dstreams.errors import ExecutorLostError
 from dstreams.executor.base import ExecutorBackend
-from dstreams.scheduler.dag import ExecutorAdded, ExecutorLost, TaskFailed, TaskFinished
+from dstreams.scheduler.dag import (
+    ExecutorAdded,
+    ExecutorLost,
+    ExecutorResponsive,
+    ExecutorUnresponsive,
+    TaskFailed,
+    TaskFinished,
+)
 from dstreams.scheduler.task import TaskSpec
 
 __all__ = ["LocalBackend"]
@@ -61,6 +71,8 @@ class _Worker:
     payloads: set[int] = field(default_factory=set)  # payload ids this worker holds
     forget: list[int] = field(default_factory=list)  # payloads to drop, sent with a task
     lock: threading.Lock = field(default_factory=threading.Lock)
+    last_heard: float = 0.0  # monotonic time of the last message from the worker
+    unresponsive: bool = False
 
 
 class LocalBackend(ExecutorBackend):
@@ -77,6 +89,7 @@ class LocalBackend(ExecutorBackend):
         self._stopping = False
         self._registered = threading.Condition(self._lock)
         self._heartbeat = conf.get_duration_ms("dstreams.executor.heartbeatInterval") / 1000.0
+        self._silence = conf.get_duration_ms("dstreams.executor.unresponsiveTimeout") / 1000.0
         self._storage_memory = conf.get_size_bytes("dstreams.executor.storageMemory")
         # workers spill cached partitions under here; a directory we create, we also remove
         self._own_scratch = scratch_dir is None
@@ -143,6 +156,7 @@ class LocalBackend(ExecutorBackend):
                     conn.close()
                     continue
                 w.conn, w.pid, w.address = conn, pid, address
+                w.last_heard = time.monotonic()
                 # announced before anyone waiting for registration wakes: the first job
                 # must see every worker the Context started
                 self.events.put(ExecutorAdded(eid, address, SLOTS_PER_WORKER))
@@ -158,6 +172,9 @@ class LocalBackend(ExecutorBackend):
         try:
             while True:
                 kind, body = pickle.loads(recv())
+                w.last_heard = time.monotonic()
+                if kind == "pong":
+                    continue
                 put(TaskFinished(body) if kind == "done" else TaskFailed(body))
         except (EOFError, OSError):
             self._lost(w, "its connection closed")
@@ -166,11 +183,34 @@ class LocalBackend(ExecutorBackend):
             self._lost(w, f"it sent an unreadable reply: {e}")
 
     def _monitor(self) -> None:
+        ping = pickle.dumps(("ping",), 5)
         while not self._stopping:
             time.sleep(self._heartbeat)
+            now = time.monotonic()
             for w in list(self._workers.values()):
-                if w.alive and w.proc.poll() is not None:
+                if not w.alive:
+                    continue
+                if w.proc.poll() is not None:
                     self._lost(w, f"its process exited with code {w.proc.returncode}")
+                    continue
+                if w.conn is None:
+                    continue
+                silent = now - w.last_heard
+                if silent > self._silence and not w.unresponsive:
+                    w.unresponsive = True
+                    log.warning("executor %s has not answered for %.1fs", w.executor_id, silent)
+                    self.events.put(ExecutorUnresponsive(w.executor_id, silent))
+                elif silent <= self._silence and w.unresponsive:
+                    w.unresponsive = False
+                    self.events.put(ExecutorResponsive(w.executor_id))
+                # a worker stopped mid-send holds the lock: never block the monitor on it
+                if w.lock.acquire(blocking=False):
+                    try:
+                        w.conn.send_bytes(ping)
+                    except OSError:
+                        pass  # its reader sees the closed connection and reports the loss
+                    finally:
+                        w.lock.release()
 
     def _lost(self, w: _Worker, reason: str) -> None:
         with self._lock:

@@ -241,6 +241,8 @@ class Worker:
             elif kind in ("kill", "revoke"):
                 for task_id in msg[1]:
                     self._withdraw_or_kill(task_id, kill_running=kind == "kill")
+            elif kind == "ping":
+                self._send(("pong", None))  # answered here, even while a task runs
             else:
                 put(msg)
 

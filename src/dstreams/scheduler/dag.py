@@ -26,6 +26,8 @@ from dstreams.scheduler.events import (
     Cleanup,
     ExecutorAdded,
     ExecutorLost,
+    ExecutorResponsive,
+    ExecutorUnresponsive,
     JobFailed,
     JobSucceeded,
     KillExecutor,
@@ -53,6 +55,8 @@ __all__ = [
     "KillExecutor",
     "ExecutorAdded",
     "ExecutorLost",
+    "ExecutorUnresponsive",
+    "ExecutorResponsive",
     "TaskFinished",
     "TaskFailed",
     "Tick",
@@ -101,6 +105,8 @@ class _Executor:
     address: Any
     slots: int
     free: int
+    #: False while the executor does not answer: it is offered no tasks
+    responsive: bool = True
 
 
 class DAGScheduler:
@@ -159,6 +165,12 @@ class DAGScheduler:
             self.executors[event.executor_id] = _Executor(event.address, event.slots, event.slots)
         elif isinstance(event, ExecutorLost):
             self._on_executor_lost(event.executor_id, event.reason, actions)
+        elif isinstance(event, ExecutorUnresponsive):
+            self._on_unresponsive(event.executor_id)
+        elif isinstance(event, ExecutorResponsive):
+            ex = self.executors.get(event.executor_id)
+            if ex is not None:
+                ex.responsive = True
         elif isinstance(event, Tick):
             for st in self.running:
                 if st.tsm is not None:
@@ -340,6 +352,7 @@ class DAGScheduler:
             self.max_failures,
             {p: s for p, s in prefs.items() if s},
             self.speculation,
+            max((ex.slots for ex in self.executors.values()), default=1),
         )
         self.running.append(stage)
 
@@ -385,7 +398,7 @@ class DAGScheduler:
             # the idlest executors first: a retried or recomputed task goes to a free worker
             # (for example a replacement that just joined) rather than queueing behind a busy one
             for eid, ex in sorted(self.executors.items(), key=lambda kv: -kv[1].free):
-                if ex.free <= 0:
+                if ex.free <= 0 or not ex.responsive:
                     continue
                 for stage in self.running:
                     tsm = stage.tsm
@@ -411,7 +424,7 @@ class DAGScheduler:
         withdraws it if it has not started, and the partition becomes pending again, so the
         idle executor takes it. A task that already started is left alone.
         """
-        if not any(ex.free == ex.slots for ex in self.executors.values()):
+        if not any(ex.free == ex.slots and ex.responsive for ex in self.executors.values()):
             return
         if any(st.tsm is not None and st.tsm.pending for st in self.running):
             return
@@ -420,6 +433,9 @@ class DAGScheduler:
         for tid, (_, _, eid) in self.tasks.items():
             by_executor.setdefault(eid, []).append(tid)
         for eid, tids in by_executor.items():
+            ex = self.executors.get(eid)
+            if ex is None or not ex.responsive:
+                continue  # it would not answer; its queued tasks already have copies
             queued += [(tid, eid) for tid in sorted(tids)[1:] if tid not in self._revoking]
         for tid, eid in sorted(queued, reverse=True):
             stage, tsm, _ = self.tasks[tid]
@@ -613,6 +629,25 @@ class DAGScheduler:
                 if stage.tsm is not None:
                     stage.tsm.zombie = True
                 self._submit_stage(stage, actions)
+
+    def _on_unresponsive(self, eid: str) -> None:
+        """An executor stopped answering: copy what waits on it, and offer it nothing.
+
+        Its queued tasks have not started, so a copy on another executor is pure gain. The
+        task it is running gets a copy only under speculation, as any straggler would.
+        """
+        ex = self.executors.get(eid)
+        if ex is None or not ex.responsive:
+            return
+        ex.responsive = False
+        mine = sorted(t for t, (_, _, e) in self.tasks.items() if e == eid)
+        for i, tid in enumerate(mine):  # executors run their tasks in launch order
+            stage, tsm, _ = self.tasks[tid]
+            rt = tsm.running.get(tid)
+            if stage not in self.running or rt is None:
+                continue
+            if i > 0 or self.speculation.enabled:
+                tsm.make_speculatable(rt.partition)
 
     def _on_executor_lost(self, eid: str, reason: str, actions: list[Any]) -> None:
         self._reaped.discard(eid)

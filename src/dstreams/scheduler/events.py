@@ -1,6 +1,7 @@
 """The events the DAG scheduler consumes and the actions it returns (plain data).
 
-Backends post events (``ExecutorAdded``, ``ExecutorLost``, ``TaskFinished``, ``TaskFailed``);
+Backends post events (``ExecutorAdded``, ``ExecutorLost``, ``ExecutorUnresponsive``,
+``ExecutorResponsive``, ``TaskFinished``, ``TaskFailed``);
 the job runner adds ``Tick`` and ``Cleanup``. ``DAGScheduler.handle`` answers with actions
 (``Launch``, ``KillTask``, ``KillExecutor``, ``MergeAccumulators``, ``RemoveBlocks``,
 ``JobSucceeded``, ``JobFailed``) that the runner carries out.
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 __all__ = [
     "ExecutorAdded",
     "ExecutorLost",
+    "ExecutorUnresponsive",
+    "ExecutorResponsive",
     "TaskFinished",
     "TaskFailed",
     "Tick",
@@ -46,6 +49,25 @@ class ExecutorAdded:
 class ExecutorLost:
     executor_id: str
     reason: str
+
+
+@dataclass(frozen=True)
+class ExecutorUnresponsive:
+    """An executor stopped answering (a stopped or wedged process): it may come back.
+
+    It gets no new tasks; tasks queued on it are copied elsewhere, and with speculation on so
+    is the one it is running. Whichever copy finishes first wins.
+    """
+
+    executor_id: str
+    silent_for: float
+
+
+@dataclass(frozen=True)
+class ExecutorResponsive:
+    """An executor that was unresponsive answers again."""
+
+    executor_id: str
 
 
 @dataclass(frozen=True)

@@ -66,6 +66,9 @@ class JobRunner:
             multiplier=conf.get_float("dstreams.speculation.multiplier"),
             quantile=conf.get_float("dstreams.speculation.quantile"),
             min_runtime=conf.get_duration_ms("dstreams.speculation.minTaskRuntime") / 1000.0,
+            duration_threshold=_seconds_or_none(
+                conf, "dstreams.speculation.task.duration.threshold"
+            ),
         )
         max_failures = conf.get_int("dstreams.task.maxFailures")
         if max_failures is None:
@@ -201,3 +204,8 @@ class JobRunner:
                 self.dag.abort_job("the Context was stopped")
         finally:
             self._lock.release()
+
+
+def _seconds_or_none(conf: Conf, key: str) -> float | None:
+    text = conf.get_str(key)
+    return None if text in (None, "") else conf.get_duration_ms(key) / 1000.0

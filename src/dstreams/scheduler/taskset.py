@@ -9,10 +9,13 @@ task means for the attempt. It performs no I/O and reads no clock: the DAG sched
        |                  |   \\--failure (count = maxFailures)--> abort the task set
        +--executor lost---+
 
-Speculation: once ``quantile`` of the partitions are done, a partition whose only copy has
-been running longer than ``multiplier`` x the median successful duration (and at least
-``min_runtime``) becomes speculatable; ``offer`` then launches a second copy on a different
-executor, and the first copy to finish wins.
+Speculation (Spark's rules): once ``max(floor(quantile * n), 1)`` partitions have succeeded, a
+partition whose only copy has been running longer than ``multiplier`` x the median successful
+duration (and at least ``min_runtime``) becomes speculatable. Before that, in a stage with no
+more tasks than one executor has slots, ``duration_threshold`` (when set) is the bar instead.
+``offer`` then launches a second copy on a different executor, and the first copy to finish
+wins. The DAG scheduler can also mark a partition speculatable directly
+(``make_speculatable``): a task queued on an executor that stopped answering is copied at once.
 
 Locality: ``offer(executor)`` prefers a pending partition whose cached input lives on that
 executor, then one without preference, then any (the task will fetch its input remotely).
@@ -33,6 +36,8 @@ class SpeculationConfig:
     multiplier: float = 1.5
     quantile: float = 0.75
     min_runtime: float = 0.1
+    #: seconds; speculate in stages of at most one executor's slots before the quantile
+    duration_threshold: float | None = None
 
 
 @dataclass(slots=True)
@@ -61,6 +66,7 @@ class TaskSetManager:
     max_failures: int
     preferred: dict[int, set[str]] = field(default_factory=dict)
     speculation: SpeculationConfig = field(default_factory=SpeculationConfig)
+    slots_per_executor: int = 1
 
     def __post_init__(self) -> None:
         self.pending: list[int] = list(self.partitions)
@@ -168,14 +174,32 @@ class TaskSetManager:
                 if not self.copies.get(p) and p not in self.pending:
                     self.pending.append(p)
 
+    def make_speculatable(self, partition: int) -> bool:
+        """Let ``partition`` get a copy now (its only copy cannot make progress)."""
+        if (
+            self.zombie
+            or partition in self.done
+            or partition in self.speculatable
+            or len(self.copies.get(partition, ())) != 1
+        ):
+            return False
+        self.speculatable.add(partition)
+        return True
+
     def check_speculation(self, now: float) -> list[int]:
         """Mark straggling partitions speculatable; return the newly marked ones."""
         cfg = self.speculation
-        if not cfg.enabled or self.zombie or not self.durations:
+        if not cfg.enabled or self.zombie:
             return []
-        if len(self.done) < cfg.quantile * len(self._all):
+        n = len(self._all)
+        if n == 1 and cfg.duration_threshold is None:
             return []
-        threshold = max(cfg.min_runtime, cfg.multiplier * statistics.median(self.durations))
+        if self.durations and len(self.durations) >= max(int(cfg.quantile * n), 1):
+            threshold = max(cfg.min_runtime, cfg.multiplier * statistics.median(self.durations))
+        elif cfg.duration_threshold is not None and n <= self.slots_per_executor:
+            threshold = cfg.duration_threshold
+        else:
+            return []
         marked = []
         for rt in self.running.values():
             p = rt.partition
