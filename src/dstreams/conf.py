@@ -194,6 +194,18 @@ KEYS: dict[str, ConfigKey] = dict(
             "Most records/s one receiver stores, with or without backpressure (unset or 0: "
             "no limit).",
         ),
+        _k(
+            "dstreams.streaming.recordErrors",
+            "fail",
+            "What a record whose function raises does: `fail` its batch (PySpark's "
+            "behaviour), or `deadLetter`: skip it and write it, with the operator, batch time "
+            "and traceback, to `dstreams.streaming.recordErrors.path` (see docs/streaming.md).",
+        ),
+        _k(
+            "dstreams.streaming.recordErrors.path",
+            None,
+            "Directory (any fsspec URL) for dead-lettered records; needed by `deadLetter`.",
+        ),
         # --- end streaming keys ---
     ]
 )

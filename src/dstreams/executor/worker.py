@@ -313,6 +313,7 @@ class Worker:
                 value: Any = _pickle_records(func(it), f"the result of partition {spec.partition}")
             else:
                 value = write_shuffle(self.store, spec.shuffle_id, spec.partition, it, partitioner)
+            tctx._complete(True)  # e.g. dead-lettered records are written now
             self._running = None  # from here on a kill signal is ignored
             updates = {a.aid: a._value for a in accs if a._value != a._zero}  # type: ignore[attr-defined]
             return (
@@ -339,6 +340,8 @@ class Worker:
             return ("failed", self._error(spec, e, tctx, None))
         finally:
             self._running = None
+            if tctx._on_completion:
+                tctx._complete(False)
             TaskContext._current = None
 
     def _error(

@@ -120,6 +120,25 @@ class TaskContext:
         self.cached_now: list[tuple[int, int]] = []
         #: (rdd_id, split) -> records computed ahead by ``materialize_deep_lineage``
         self.materialized: dict[tuple[int, int], list[Any]] = {}
+        self._on_completion: list[Any] = []
+
+    def add_completion_callback(self, callback: Any) -> None:
+        """Call ``callback(succeeded)`` when the task ends, before its result is sent.
+
+        A callback that raises on success fails the task (so its attempt is retried).
+        """
+        self._on_completion.append(callback)
+
+    def _complete(self, succeeded: bool) -> None:
+        callbacks, self._on_completion = self._on_completion, []
+        for cb in callbacks:
+            if succeeded:
+                cb(True)
+            else:
+                try:
+                    cb(False)
+                except Exception:  # noqa: BLE001 - the task already failed; keep its error
+                    pass
 
     @classmethod
     def get(cls) -> TaskContext | None:

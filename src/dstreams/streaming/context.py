@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from dstreams.streaming._util import Deadline, to_ms
 from dstreams.streaming.clock import Clock, ManualClock, SystemClock
+from dstreams.streaming.deadletter import DeadLetters, RecordErrorPolicy
 from dstreams.streaming.dstream import DStream
 from dstreams.streaming.graph import DStreamGraph
 from dstreams.streaming.jobs import ContextWaiter, JobGenerator, JobScheduler
@@ -115,6 +116,8 @@ class StreamingContext:
         self._bus = ListenerBus()
         self._waiter = ContextWaiter()
         self._rates = RateConfig.from_conf(self._conf_get)
+        self._record_errors = RecordErrorPolicy.from_conf(self._conf_get)
+        self._letters: DeadLetters | None = None
         self._receiver_tracker = ReceiverTracker(
             self._clock,
             self._bus,
@@ -249,6 +252,14 @@ class StreamingContext:
             self._state = ACTIVE
             StreamingContext._activeContext = self
         self._bus.post(StreamingListenerStreamingStarted(self._clock.getTimeMillis()))
+
+    def _dead_letters(self) -> DeadLetters | None:
+        """The dead-letter sink under ``recordErrors=deadLetter`` (None under ``fail``)."""
+        if not self._record_errors.dead_letter:
+            return None
+        if self._letters is None:
+            self._letters = DeadLetters(self._sc, self._record_errors)
+        return self._letters
 
     def _rate_controller(self, stream_id: int) -> RateController:
         tracker = self._receiver_tracker

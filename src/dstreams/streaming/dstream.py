@@ -76,6 +76,8 @@ class DStream(Generic[T]):
         self._generated: dict[int, Any] = {}
         self.is_cached = False
         self.is_checkpointed = False
+        #: the stream's position in its graph: stable across runs of the same program
+        self._stream_id = ssc._graph.next_stream_id()
 
     # ------------------------------------------------------------------ contract
 
@@ -249,9 +251,24 @@ class DStream(Generic[T]):
         """Return a stream whose RDDs hold one element: the count of each batch's RDD."""
         return self.mapPartitions(lambda it: [sum(1 for _ in it)]).reduce(operator.add)
 
+    def _guarded(self, op: str) -> Callable[[Any], Any] | None:
+        """Under ``recordErrors=deadLetter``: ``time -> guard`` for operator ``op``, else None."""
+        letters = self._ssc._dead_letters()
+        if letters is None:
+            return None
+        stream = str(self._ssc._graph.peek_stream_id())
+
+        def guard(t: datetime) -> Any:
+            return letters.guard(op, stream, time_arg_to_ms(t))
+
+        return guard
+
     def filter(self, f: Callable[[T], bool]) -> DStream[T]:
         """Return a stream of the elements that satisfy ``f``."""
         check_function(f, "filter", "f")
+        guard = self._guarded("filter")
+        if guard is not None:
+            return self.transform(lambda t, rdd: rdd.filter(guard(t).predicate(f)))
 
         def func(iterator: Iterable[T]) -> Iterator[T]:
             return filter(f, iterator)
@@ -262,12 +279,18 @@ class DStream(Generic[T]):
         self, f: Callable[[T], Iterable[U]], preservesPartitioning: bool = False
     ) -> DStream[U]:
         """Apply ``f`` to every element and flatten the results."""
-        check_function(f, "flatMap", "f")
+        return self._flat_map(f, preservesPartitioning, "flatMap")
+
+    def _flat_map(self, f: Callable[[T], Iterable[U]], keep: bool, op: str) -> DStream[U]:
+        check_function(f, op, "f")
+        guard = self._guarded(op)
+        if guard is not None:
+            return self.transform(lambda t, rdd: rdd.flatMap(guard(t).flat_map(f), keep))
 
         def func(s: int, iterator: Iterable[T]) -> Iterator[U]:
             return chain.from_iterable(map(f, iterator))
 
-        return self.mapPartitionsWithIndex(func, preservesPartitioning)
+        return self.mapPartitionsWithIndex(func, keep)
 
     def map(self, f: Callable[[T], U], preservesPartitioning: bool = False) -> DStream[U]:
         """Apply ``f`` to every element.
@@ -275,12 +298,18 @@ class DStream(Generic[T]):
         Example:
             >>> ssc.queueStream([[1, 2]]).map(lambda x: x + 1)  # doctest: +SKIP
         """
-        check_function(f, "map", "f")
+        return self._map(f, preservesPartitioning, "map")
+
+    def _map(self, f: Callable[[T], U], keep: bool, op: str) -> DStream[U]:
+        check_function(f, op, "f")
+        guard = self._guarded(op)
+        if guard is not None:
+            return self.transform(lambda t, rdd: rdd.mapPartitions(guard(t).map(f), keep))
 
         def func(iterator: Iterable[T]) -> Iterator[U]:
             return map(f, iterator)
 
-        return self.mapPartitions(func, preservesPartitioning)
+        return self.mapPartitions(func, keep)
 
     def mapPartitions(
         self, f: Callable[[Iterable[T]], Iterable[U]], preservesPartitioning: bool = False
@@ -322,6 +351,9 @@ class DStream(Generic[T]):
         if numPartitions is None:
             numPartitions = self._sc.defaultParallelism
         n = numPartitions
+        guard = self._guarded("reduceByKey")
+        if guard is not None:
+            return self.transform(lambda t, rdd: rdd.reduceByKey(guard(t).reducer(func), n))
         # Same result as PySpark's combineByKey(identity, func, func); the RDD's own
         # reduceByKey is its fastest shuffle path.
         return self.transform(lambda rdd: rdd.reduceByKey(func, n))
@@ -363,7 +395,7 @@ class DStream(Generic[T]):
         def map_values_fn(kv: Any) -> tuple[Any, U]:
             return kv[0], f(kv[1])
 
-        return self.map(map_values_fn, preservesPartitioning=True)
+        return self._map(map_values_fn, True, "mapValues")
 
     def flatMapValues(self, f: Callable[[V], Iterable[U]]) -> DStream[tuple[Any, U]]:
         """Apply ``f`` to every value and pair each result with the key."""
@@ -372,7 +404,7 @@ class DStream(Generic[T]):
         def flat_map_fn(kv: Any) -> Iterator[tuple[Any, U]]:
             return ((kv[0], x) for x in f(kv[1]))
 
-        return self.flatMap(flat_map_fn, preservesPartitioning=True)
+        return self._flat_map(flat_map_fn, True, "flatMapValues")
 
     def groupByKey(self, numPartitions: int | None = None) -> DStream[tuple[Any, Iterable[Any]]]:
         """Group the values of each key in each batch."""
@@ -664,7 +696,8 @@ class DStream(Generic[T]):
             numPartitions = self._sc.defaultParallelism
         if initialRDD is not None and not hasattr(initialRDD, "mapPartitions"):
             initialRDD = self._sc.parallelize(list(initialRDD)) if initialRDD else None
-        return StateDStream(self, updateFunc, numPartitions, initialRDD)
+        guard = self._guarded("updateStateByKey")
+        return StateDStream(self, updateFunc, numPartitions, initialRDD, guard)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} slide={fmt_ms(self._slide_ms)}>"

@@ -45,6 +45,16 @@ class DStreamGraph:
         self.zero_ms: int | None = None
         self._lock = threading.RLock()
         self._checkpoint_marks: dict[int, list[Any]] = {}
+        self._stream_ids = 0
+
+    def next_stream_id(self) -> int:
+        """A new DStream's id: its creation order, the same in every run of the program."""
+        self._stream_ids += 1
+        return self._stream_ids - 1
+
+    def peek_stream_id(self) -> int:
+        """The id the next DStream will get (an operator names its output stream by it)."""
+        return self._stream_ids
 
     def addInputStream(self, stream: InputDStream) -> int:
         """Register an input stream; return its id."""

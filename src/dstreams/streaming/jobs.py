@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from dstreams.streaming._util import Deadline
 from dstreams.streaming.listener import (
+    BatchExtras,
     BatchInfo,
     OutputOperationInfo,
     StreamingListenerBatchCompleted,
@@ -147,6 +148,7 @@ class JobSet:
     started_ms: int = -1
     ended_ms: int = -1
     outputs: dict[int, OutputOperationInfo] = field(default_factory=dict)
+    extras: BatchExtras = field(default_factory=BatchExtras)
 
     def info(self) -> BatchInfo:
         """Return the listener view of this job set."""
@@ -157,6 +159,7 @@ class JobSet:
             self.started_ms,
             self.ended_ms,
             self.outputs,
+            self.extras,
         )
 
 
@@ -305,6 +308,10 @@ class JobScheduler:
         if self._drop:
             return
         self._checkpoint(job_set.time_ms)
+        letters = self.ssc._letters
+        if letters is not None:
+            job_set.extras = BatchExtras(letters.skipped_in_batch(job_set.time_ms))
+            letters.forget_before(job_set.time_ms)
         job_set.ended_ms = clock.getTimeMillis()
         bus.post(StreamingListenerBatchCompleted(job_set.info()))
 

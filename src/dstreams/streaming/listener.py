@@ -19,6 +19,7 @@ import threading
 from typing import Any
 
 __all__ = [
+    "BatchExtras",
     "BatchInfo",
     "ListenerBus",
     "OutputOperationInfo",
@@ -156,6 +157,24 @@ class OutputOperationInfo:
         return self._end - self._start if self._start >= 0 and self._end >= 0 else -1
 
 
+class BatchExtras:
+    """What dstreams reports about a batch beyond PySpark's ``BatchInfo``.
+
+    Reached through :meth:`BatchInfo.extras`, so that PySpark's own accessors stay exactly as
+    they are. Counts not known yet are ``-1``.
+    """
+
+    def __init__(self, numSkippedRecords: int = 0) -> None:
+        self._skipped = numSkippedRecords
+
+    def numSkippedRecords(self) -> int:
+        """Records skipped and dead-lettered (``dstreams.streaming.recordErrors=deadLetter``)."""
+        return self._skipped
+
+    def __repr__(self) -> str:
+        return f"BatchExtras(numSkippedRecords={self._skipped})"
+
+
 class BatchInfo:
     """One batch's timings and sizes (``JavaBatchInfo``); unknown values are -1."""
 
@@ -167,6 +186,7 @@ class BatchInfo:
         processingStartTime: int = -1,
         processingEndTime: int = -1,
         outputOperationInfos: dict[int, OutputOperationInfo] | None = None,
+        extras: BatchExtras | None = None,
     ) -> None:
         self._batch = Time(batchTime)
         self._inputs = dict(streamIdToInputInfo)
@@ -174,6 +194,7 @@ class BatchInfo:
         self._pstart = processingStartTime
         self._pend = processingEndTime
         self._outputs = dict(outputOperationInfos or {})
+        self._extras = extras or BatchExtras()
 
     def batchTime(self) -> Time:
         """Return the batch's time."""
@@ -215,6 +236,10 @@ class BatchInfo:
     def outputOperationInfos(self) -> dict[int, OutputOperationInfo]:
         """Return the batch's output operations, by id."""
         return dict(self._outputs)
+
+    def extras(self) -> BatchExtras:
+        """What dstreams adds to PySpark's batch info (dead-lettered records, ...)."""
+        return self._extras
 
     def __repr__(self) -> str:
         return (

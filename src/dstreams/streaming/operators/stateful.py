@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from dstreams.streaming._util import to_datetime
 from dstreams.streaming.dstream import DStream
 
 __all__ = ["StateDStream"]
@@ -31,10 +32,12 @@ class StateDStream(DStream[Any]):
         updateFunc: Callable[[list[Any], Any], Any],
         numPartitions: int,
         initialRDD: Any = None,
+        guard: Callable[[Any], Any] | None = None,
     ) -> None:
         from dstreams import StorageLevel
 
         super().__init__(parent._ssc)
+        self._guard = guard  # recordErrors=deadLetter: a failed update keeps the old state
         self.parent, self.updateFunc = parent, updateFunc
         self.numPartitions, self.initialRDD = numPartitions, initialRDD
         self._created_by = "updateStateByKey"
@@ -48,19 +51,23 @@ class StateDStream(DStream[Any]):
     def _dependencies(self) -> list[DStream[Any]]:
         return [self.parent]
 
-    def _update(self, a: Any, b: Any) -> Any:
+    def _update(self, a: Any, b: Any, time_ms: int) -> Any:
         update, n = self.updateFunc, self.numPartitions
         if a is None:
             g = b.groupByKey(n).mapValues(lambda vs: (list(vs), None))
         else:
             g = a.cogroup(b.partitionBy(n), n)
             g = g.mapValues(lambda ab: (list(ab[1]), next(iter(ab[0])) if len(ab[0]) else None))
-        state = g.mapValues(lambda vs_s: update(vs_s[0], vs_s[1]))
+        if self._guard is not None:
+            guarded = self._guard(to_datetime(time_ms)).state_update(update)
+            state = g.map(lambda kv: (kv[0], guarded(kv)), preservesPartitioning=True)
+        else:
+            state = g.mapValues(lambda vs_s: update(vs_s[0], vs_s[1]))
         return state.filter(lambda k_v: k_v[1] is not None)
 
     def _compute(self, time_ms: int) -> Any:
         last = self._get_or_compute(time_ms - self._slide_ms)
         rdd = self.parent._get_or_compute(time_ms)
         if rdd is not None:
-            return self._update(last if last is not None else self.initialRDD, rdd)
+            return self._update(last if last is not None else self.initialRDD, rdd, time_ms)
         return last
