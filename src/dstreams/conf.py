@@ -195,6 +195,13 @@ KEYS: dict[str, ConfigKey] = dict(
             "no limit).",
         ),
         _k(
+            "dstreams.streaming.stopGracefullyOnShutdown",
+            "false",
+            "On SIGTERM, stop the active StreamingContext gracefully (receivers stop, received "
+            "data is processed) before the process exits; otherwise SIGTERM stops at once, "
+            "as Ctrl-C does.",
+        ),
+        _k(
             "dstreams.streaming.recordErrors",
             "fail",
             "What a record whose function raises does: `fail` its batch (PySpark's "

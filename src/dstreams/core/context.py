@@ -41,6 +41,13 @@ from dstreams.core.shared import (
     remove_broadcast_file,
 )
 from dstreams.errors import ContextStoppedError, SerializationError
+from dstreams.shutdown import (
+    SCRATCH_PREFIX,
+    install_sigterm,
+    remove_orphans,
+    uninstall_sigterm,
+    write_owner,
+)
 
 __all__ = ["Context"]
 
@@ -130,7 +137,9 @@ class Context:
         self._ids = itertools.count()
         self._checkpoint_dir: str | None = self._conf.get_str("dstreams.checkpoint.dir")
         local_dir = self._conf.get_str("dstreams.local.dir")
-        self._local_dir = tempfile.mkdtemp(prefix="dstreams-", dir=local_dir)
+        remove_orphans(local_dir or tempfile.gettempdir())  # left by drivers killed outright
+        self._local_dir = tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=local_dir)
+        write_owner(self._local_dir)
         self._accumulators: dict[int, Accumulator[Any]] = {}
         self.setLogLevel(log_level)
         backend = None
@@ -149,6 +158,7 @@ class Context:
             raise
         self.defaultParallelism: int = parallelism or num_workers
         atexit.register(self.stop)  # as PySpark: workers never outlive the driver program
+        self._sigterm = install_sigterm()  # SIGTERM cleans up as Ctrl-C does
 
     # -- lifecycle -----------------------------------------------------------------------------
     @classmethod
@@ -181,6 +191,8 @@ class Context:
             return
         self._stopped = True
         atexit.unregister(self.stop)
+        if self._sigterm:
+            uninstall_sigterm()
         try:
             self._runner.cancel_all("the Context was stopped")  # a running job ends at once
             self._runner.stop()

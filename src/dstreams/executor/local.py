@@ -49,6 +49,7 @@ from dstreams.scheduler.dag import (
     TaskFinished,
 )
 from dstreams.scheduler.task import TaskSpec
+from dstreams.storage.blocks import socket_path
 
 __all__ = ["LocalBackend"]
 
@@ -82,7 +83,13 @@ class LocalBackend(ExecutorBackend):
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.num_workers = num_workers
         self._authkey = os.urandom(32)
-        self._listener = Listener(family="AF_UNIX", authkey=self._authkey)
+        # workers spill cached partitions under here; a directory we create, we also remove
+        self._own_scratch = scratch_dir is None
+        self._scratch = scratch_dir or tempfile.mkdtemp(prefix="dstreams-backend-")
+        # the socket lives in the scratch directory, so whatever removes it removes the socket
+        self._listener = Listener(
+            socket_path(self._scratch, "driver"), "AF_UNIX", 128, self._authkey
+        )
         self._workers: dict[str, _Worker] = {}
         self._ids = itertools.count()
         self._lock = threading.Lock()
@@ -91,9 +98,6 @@ class LocalBackend(ExecutorBackend):
         self._heartbeat = conf.get_duration_ms("dstreams.executor.heartbeatInterval") / 1000.0
         self._silence = conf.get_duration_ms("dstreams.executor.unresponsiveTimeout") / 1000.0
         self._storage_memory = conf.get_size_bytes("dstreams.executor.storageMemory")
-        # workers spill cached partitions under here; a directory we create, we also remove
-        self._own_scratch = scratch_dir is None
-        self._scratch = scratch_dir or tempfile.mkdtemp(prefix="dstreams-backend-")
         prefix = "dstreams.executorEnv."
         self._executor_env = {k[len(prefix) :]: v for k, v in conf.getAll() if k.startswith(prefix)}
         threading.Thread(target=self._accept_loop, name="dstreams-accept", daemon=True).start()

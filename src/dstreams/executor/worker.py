@@ -161,7 +161,7 @@ class Worker:
         self.executor_id = executor_id
         self.conn = conn
         self.store = BlockStore(memory_limit, disk_dir)
-        self.server = BlockServer(self.store, authkey)
+        self.server = BlockServer(self.store, authkey, disk_dir)
         self.client = BlockClient(authkey)
         self._payloads: OrderedDict[int, Any] = OrderedDict()
 
@@ -378,9 +378,12 @@ class Worker:
 def main() -> None:
     """Entry point: ``python -m dstreams.executor.worker DRIVER_ADDRESS EXECUTOR_ID``."""
     address, executor_id = sys.argv[1], sys.argv[2]
-    # Ctrl-C in a terminal reaches the whole process group: the driver handles it (it aborts
-    # the job, which kills running tasks, then stops the workers); a worker must not die of it
+    # Ctrl-C in a terminal, or a SIGTERM to the process group, reaches every process: the
+    # driver handles it (it aborts the job, which kills running tasks, or drains gracefully,
+    # then stops the workers); a worker must not die of it first. A worker whose driver is
+    # gone sees its connection close and exits.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     authkey = bytes.fromhex(os.environ.pop("DSTREAMS_AUTHKEY"))
     extra = os.environ.get("DSTREAMS_SYS_PATH", "")
     for p in reversed([p for p in extra.split(os.pathsep) if p]):

@@ -20,7 +20,7 @@ from collections import OrderedDict
 from multiprocessing.connection import Client, Connection, Listener
 from typing import Any
 
-__all__ = ["BlockStore", "BlockServer", "BlockClient", "BlockId"]
+__all__ = ["BlockStore", "BlockServer", "BlockClient", "BlockId", "socket_path"]
 
 BlockId = tuple[Any, ...]
 
@@ -150,12 +150,24 @@ class BlockStore:
         return list(self._blocks) + list(self._files)
 
 
+def socket_path(directory: str | None, name: str) -> str | None:
+    """A Unix socket path inside ``directory`` (None: let multiprocessing pick one).
+
+    Keeping sockets in a scratch directory means removing the directory removes them, even
+    after a crash. Socket paths are limited to about 100 bytes; a longer one falls back.
+    """
+    if directory is None:
+        return None
+    path = os.path.join(directory, f"{name}.sock")
+    return path if len(path.encode()) < 100 else None
+
+
 class BlockServer:
     """Serves ``("get", [block ids])`` requests from peers with a list of values (or None)."""
 
-    def __init__(self, store: BlockStore, authkey: bytes) -> None:
+    def __init__(self, store: BlockStore, authkey: bytes, directory: str | None = None) -> None:
         self._store = store
-        self._listener = Listener(family="AF_UNIX", authkey=authkey)
+        self._listener = Listener(socket_path(directory, "blocks"), "AF_UNIX", 16, authkey)
         self.address = self._listener.address
         threading.Thread(target=self._accept, name="block-server", daemon=True).start()
 

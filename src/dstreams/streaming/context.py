@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from dstreams.shutdown import add_shutdown_hook, remove_shutdown_hook
 from dstreams.streaming._util import Deadline, to_ms
 from dstreams.streaming.clock import Clock, ManualClock, SystemClock
 from dstreams.streaming.deadletter import DeadLetters, RecordErrorPolicy
@@ -45,6 +46,7 @@ _DEFAULTS: dict[str, str] = {
     "dstreams.streaming.gracefulStopTimeout": "",
     "dstreams.streaming.unpersist": "true",
     "dstreams.streaming.clock": "system",
+    "dstreams.streaming.stopGracefullyOnShutdown": "false",
 }
 
 
@@ -251,6 +253,8 @@ class StreamingContext:
             self._generator.start(first)
             self._state = ACTIVE
             StreamingContext._activeContext = self
+            if self._conf_bool("dstreams.streaming.stopGracefullyOnShutdown", False):
+                add_shutdown_hook(self._stop_on_shutdown)
         self._bus.post(StreamingListenerStreamingStarted(self._clock.getTimeMillis()))
 
     def _dead_letters(self) -> DeadLetters | None:
@@ -285,6 +289,7 @@ class StreamingContext:
         received or queued are processed before stopping (bounded by
         ``dstreams.streaming.gracefulStopTimeout``, default 10 batch intervals).
         """
+        remove_shutdown_hook(self._stop_on_shutdown)
         with StreamingContext._class_lock:
             state, self._state = self._state, STOPPED
             if StreamingContext._activeContext is self:
@@ -294,6 +299,11 @@ class StreamingContext:
         self._waiter.notify_stop()
         if stopSparkContext:
             self._sc.stop()
+
+    def _stop_on_shutdown(self) -> None:
+        """SIGTERM with ``stopGracefullyOnShutdown``: process what was received, then stop."""
+        _log.warning("SIGTERM: stopping the StreamingContext gracefully")
+        self.stop(stopSparkContext=True, stopGraceFully=True)
 
     def _stop_running(self, graceful: bool) -> None:
         """Stop generating, running and receiving; a non-graceful stop takes under 2 s."""
@@ -311,17 +321,21 @@ class StreamingContext:
         self._graph.stop()
 
     def _wait_drained(self, timeout: float) -> None:
-        """Wait until received data is in batches and every queued batch ran.
+        """Wait until received data is in batches and those batches ran (at most ``timeout``).
 
-        With a ManualClock no new batch can come, so only queued batches count.
+        With a ManualClock no new batch can come, so only the batches already generated count.
         """
-        manual = isinstance(self._clock, ManualClock)
+        deadline = Deadline(timeout)
         pause = threading.Event()
-        for _ in range(max(1, int(timeout / 0.02))):
-            blocks_done = manual or self._receiver_tracker.blocks.is_unallocated_empty()
-            if blocks_done and self._generator.is_idle() and self._scheduler.is_idle():
-                return
-            pause.wait(0.02)
+        if not isinstance(self._clock, ManualClock):
+            while not self._receiver_tracker.blocks.is_unallocated_empty():
+                if deadline.left(0) <= 0:
+                    _log.warning("graceful stop: received data was still waiting for a batch")
+                    return
+                pause.wait(0.02)
+        last = self._generator.last_generated_ms  # the batch that took the last blocks
+        if last is not None and not self._scheduler.wait_for_batch(last, deadline.left()):
+            _log.warning("graceful stop: batch %d ms did not finish in time", last)
 
     def remember(self, duration: float) -> None:
         """Keep every stream's RDDs for at least ``duration`` seconds (e.g. for ``slice``)."""

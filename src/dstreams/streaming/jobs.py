@@ -212,8 +212,8 @@ class JobGenerator:
 
     def _generate(self, time_ms: int) -> None:
         ssc = self.ssc
+        self.last_generated_ms = time_ms  # first: a graceful stop waits for this batch
         ssc._receiver_tracker.allocate_blocks_to_batch(time_ms)
-        self.last_generated_ms = time_ms
         try:
             jobs = ssc._graph.generate_jobs(time_ms)
         except Exception as e:  # noqa: BLE001 - a user function failed while building RDDs
