@@ -44,7 +44,8 @@ DRIVER = textwrap.dedent(
             tracker.wait_for_received(tracker.total_received() + 1, 60)
             print(json.dumps({"received": tracker.total_received()}), flush=True)
     threading.Thread(target=report, daemon=True).start()
-    print(json.dumps({"scratch": sc._local_dir, "pids": list(sc._backend.worker_pids().values())}), flush=True)
+    pids = list(sc._backend.worker_pids().values())
+    print(json.dumps({"scratch": sc._local_dir, "pids": pids}), flush=True)
     ssc.awaitTermination()
     """
 )
