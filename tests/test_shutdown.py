@@ -136,7 +136,8 @@ def test_the_next_context_removes_what_a_killed_driver_left(tmp_path: Path, no_c
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
     prog = (
         "import sys, time; from dstreams import Conf, Context\n"
-        f"sc = Context('local[1]', 'doomed', conf=Conf().set('dstreams.local.dir', {str(local)!r}))\n"
+        f"conf = Conf().set('dstreams.local.dir', {str(local)!r})\n"
+        "sc = Context('local[1]', 'doomed', conf=conf)\n"
         "print(sc._local_dir, flush=True); time.sleep(60)\n"
     )
     doomed = subprocess.Popen(
