@@ -73,7 +73,7 @@ def _orphaned(path: str) -> bool:
 
 def remove_orphans(parent: str) -> list[str]:
     """Delete the scratch directories under ``parent`` whose owner process is gone."""
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(parent)
     except OSError:
