@@ -31,8 +31,11 @@ __all__ = ["main"]
 
 def word_count(stream: Any, sink: list[int]) -> None:
     """Attach the word count and an output that materialises it."""
-    counts = stream.flatMap(lambda line: line.split(" ")).map(lambda w: (w, 1)) \
+    counts = (
+        stream.flatMap(lambda line: line.split(" "))
+        .map(lambda w: (w, 1))
         .reduceByKey(operator.add, 2)
+    )
     counts.foreachRDD(lambda rdd: sink.append(len(rdd.collect())))
 
 
@@ -125,21 +128,28 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     with Context(args.master, "bench-streaming-latency") as sc:
         empty = empty_batches(sc, args.empty_batches)
-        print(f"empty batch (word count graph, 1 output job) on {args.master}: "
-              f"median {statistics.median(empty):.2f} ms, mean {statistics.mean(empty):.2f} ms, "
-              f"p90 {sorted(empty)[int(len(empty) * 0.9)]:.2f} ms over {len(empty)} batches")
+        print(
+            f"empty batch (word count graph, 1 output job) on {args.master}: "
+            f"median {statistics.median(empty):.2f} ms, mean {statistics.mean(empty):.2f} ms, "
+            f"p90 {sorted(empty)[int(len(empty) * 0.9)]:.2f} ms over {len(empty)} batches"
+        )
         print(f"{args.rate:,} records/s through a receiver, {args.seconds:g}s per interval:")
         print("  interval  batches  rec/s     median proc  sched delay first->last  stable")
         smallest = None
         for interval in sorted(float(x) for x in args.intervals.split(",")):
             r = rate_run(sc, interval, args.seconds, args.rate)
-            print(f"  {r['interval_ms']:6.0f}ms  {r['batches']:7d}  {r['records_per_s']:8.0f}  "
-                  f"{r['proc_ms']:8.1f} ms  {r['sched_first_ms']:9.1f} -> "
-                  f"{r['sched_last_ms']:7.1f} ms       {'yes' if r['stable'] else 'no'}")
+            print(
+                f"  {r['interval_ms']:6.0f}ms  {r['batches']:7d}  {r['records_per_s']:8.0f}  "
+                f"{r['proc_ms']:8.1f} ms  {r['sched_first_ms']:9.1f} -> "
+                f"{r['sched_last_ms']:7.1f} ms       {'yes' if r['stable'] else 'no'}"
+            )
             if r["stable"] and smallest is None:
                 smallest = r["interval_ms"]
-        print(f"smallest stable batch interval: {smallest:.0f} ms" if smallest else
-              "no interval was stable")
+        print(
+            f"smallest stable batch interval: {smallest:.0f} ms"
+            if smallest
+            else "no interval was stable"
+        )
     return 0
 
 

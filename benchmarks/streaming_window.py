@@ -34,22 +34,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--master", default="local[2]")
     args = p.parse_args(argv)
     window, slide = 30, 1
-    with Context(args.master, "bench-streaming-window") as sc, \
-            tempfile.TemporaryDirectory() as checkpoint_dir:
+    with (
+        Context(args.master, "bench-streaming-window") as sc,
+        tempfile.TemporaryDirectory() as checkpoint_dir,
+    ):
         rng = random.Random(0)
         vocab = [f"w{i}" for i in range(args.vocab)]
         inputs = []
         for _ in range(args.batches):
             words = rng.choices(vocab, k=args.words)
-            lines = [" ".join(words[i:i + 10]) for i in range(0, len(words), 10)]
+            lines = [" ".join(words[i : i + 10]) for i in range(0, len(words), 10)]
             rdd = sc.parallelize(lines, sc.defaultParallelism).cache()
             rdd.count()
             inputs.append(rdd)
         ssc = manual_context(sc, slide)
         ssc.checkpoint(checkpoint_dir)
-        counts = (ssc.queueStream(inputs).flatMap(lambda line: line.split(" "))
-                  .map(lambda w: (w, 1))
-                  .reduceByKeyAndWindow(operator.add, operator.sub, window, slide))
+        counts = (
+            ssc.queueStream(inputs)
+            .flatMap(lambda line: line.split(" "))
+            .map(lambda w: (w, 1))
+            .reduceByKeyAndWindow(operator.add, operator.sub, window, slide)
+        )
         totals: list[int] = []
         counts.foreachRDD(lambda rdd: totals.append(sum(rdd.values().collect())))
         ssc.start()
@@ -67,18 +72,28 @@ def main(argv: list[str] | None = None) -> int:
     steady = times[window:]
     ckpt = [times[i] for i in range(window, args.batches) if (i + 1) % 10 == 0]
     plain = [times[i] for i in range(window, args.batches) if (i + 1) % 10 != 0]
-    print(f"sliding-window word count: {window}s window, {slide}s slide, with inverse; "
-          f"{args.words:,} words/batch, {args.vocab:,}-word vocabulary, on {args.master}")
-    print(f"  filling the window (batches 1-{window}): median "
-          f"{statistics.median(times[:window]):.1f} ms")
-    print(f"  steady state (batches {window + 1}-{args.batches}): median "
-          f"{statistics.median(steady):.1f} ms, mean {statistics.mean(steady):.1f} ms, "
-          f"max {max(steady):.1f} ms")
+    print(
+        f"sliding-window word count: {window}s window, {slide}s slide, with inverse; "
+        f"{args.words:,} words/batch, {args.vocab:,}-word vocabulary, on {args.master}"
+    )
+    print(
+        f"  filling the window (batches 1-{window}): median "
+        f"{statistics.median(times[:window]):.1f} ms"
+    )
+    print(
+        f"  steady state (batches {window + 1}-{args.batches}): median "
+        f"{statistics.median(steady):.1f} ms, mean {statistics.mean(steady):.1f} ms, "
+        f"max {max(steady):.1f} ms"
+    )
     if ckpt and plain:
-        print(f"  without checkpoint {statistics.median(plain):.1f} ms median; "
-              f"checkpoint batches {', '.join(f'{t:.0f}' for t in ckpt)} ms")
-    print(f"  throughput {args.words / (statistics.mean(steady) / 1000) / 1e6:.2f} M words/s "
-          f"(window holds {window * args.words:,} words)")
+        print(
+            f"  without checkpoint {statistics.median(plain):.1f} ms median; "
+            f"checkpoint batches {', '.join(f'{t:.0f}' for t in ckpt)} ms"
+        )
+    print(
+        f"  throughput {args.words / (statistics.mean(steady) / 1000) / 1e6:.2f} M words/s "
+        f"(window holds {window * args.words:,} words)"
+    )
     return 0
 
 

@@ -29,7 +29,7 @@ def make_lines(n_words: int, seed: int, vocab: int = 10_000, per_line: int = 10)
     rng = random.Random(seed)
     words = [f"w{i}" for i in range(vocab)]
     flat = rng.choices(words, k=n_words)
-    return [" ".join(flat[i:i + per_line]) for i in range(0, n_words, per_line)]
+    return [" ".join(flat[i : i + per_line]) for i in range(0, n_words, per_line)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,8 +47,12 @@ def main(argv: list[str] | None = None) -> int:
             rdd.count()
             batches.append(rdd)
         ssc = manual_context(sc, 1)
-        counts = (ssc.queueStream(batches).flatMap(lambda line: line.split(" "))
-                  .map(lambda w: (w, 1)).reduceByKey(operator.add))
+        counts = (
+            ssc.queueStream(batches)
+            .flatMap(lambda line: line.split(" "))
+            .map(lambda w: (w, 1))
+            .reduceByKey(operator.add)
+        )
         totals: list[int] = []
         counts.foreachRDD(lambda rdd: totals.append(sum(rdd.values().collect())))
         ssc.start()
@@ -65,11 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     assert all(t == args.words for t in totals), totals
     steady = times[1:]
     mean = statistics.mean(steady)
-    print(f"streaming word count: {args.words:,} words/batch x {args.batches} batches "
-          f"on {args.master}")
+    print(
+        f"streaming word count: {args.words:,} words/batch x {args.batches} batches "
+        f"on {args.master}"
+    )
     print("  per-batch processing time (ms): " + ", ".join(f"{t:.0f}" for t in steady))
-    print(f"  mean {mean:.1f} ms, median {statistics.median(steady):.1f} ms, "
-          f"max {max(steady):.1f} ms (warm-up batch {times[0]:.0f} ms)")
+    print(
+        f"  mean {mean:.1f} ms, median {statistics.median(steady):.1f} ms, "
+        f"max {max(steady):.1f} ms (warm-up batch {times[0]:.0f} ms)"
+    )
     print(f"  throughput {args.words / (mean / 1000) / 1e6:.2f} M words/s")
     return 0
 
