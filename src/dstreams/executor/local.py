@@ -82,6 +82,12 @@ class LocalBackend(ExecutorBackend):
     def __init__(self, num_workers: int, conf: Conf, scratch_dir: str | None = None) -> None:
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.num_workers = num_workers
+        # every setting is read before anything is created, so a bad one leaks nothing
+        self._heartbeat = conf.get_duration_ms("dstreams.executor.heartbeatInterval") / 1000.0
+        self._silence = conf.get_duration_ms("dstreams.executor.unresponsiveTimeout") / 1000.0
+        self._storage_memory = conf.get_size_bytes("dstreams.executor.storageMemory")
+        prefix = "dstreams.executorEnv."
+        self._executor_env = {k[len(prefix) :]: v for k, v in conf.getAll() if k.startswith(prefix)}
         self._authkey = os.urandom(32)
         # workers spill cached partitions under here; a directory we create, we also remove
         self._own_scratch = scratch_dir is None
@@ -95,11 +101,6 @@ class LocalBackend(ExecutorBackend):
         self._lock = threading.Lock()
         self._stopping = False
         self._registered = threading.Condition(self._lock)
-        self._heartbeat = conf.get_duration_ms("dstreams.executor.heartbeatInterval") / 1000.0
-        self._silence = conf.get_duration_ms("dstreams.executor.unresponsiveTimeout") / 1000.0
-        self._storage_memory = conf.get_size_bytes("dstreams.executor.storageMemory")
-        prefix = "dstreams.executorEnv."
-        self._executor_env = {k[len(prefix) :]: v for k, v in conf.getAll() if k.startswith(prefix)}
         threading.Thread(target=self._accept_loop, name="dstreams-accept", daemon=True).start()
         for _ in range(num_workers):
             self._spawn()
