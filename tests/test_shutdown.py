@@ -38,7 +38,7 @@ DRIVER = textwrap.dedent(
             fh.write("".join(x + "\\n" for x in rdd.collect()))
     lines.foreachRDD(save)
     ssc.start()
-    tracker = ssc._receiver_tracker.blocks
+    tracker = ssc._receiver_tracker
     def report():
         while True:
             tracker.wait_for_received(tracker.total_received() + 1, 60)
@@ -68,15 +68,28 @@ class Feeder:
 
 def start_driver(port: int, out: Path, mode: str) -> tuple[subprocess.Popen[str], Any]:
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    log = open(out.with_suffix(".stderr"), "w")
     proc = subprocess.Popen(
         [sys.executable, "-c", DRIVER, str(port), str(out), mode],
         stdout=subprocess.PIPE,
+        stderr=log,
         text=True,
         env=env,
     )
+    proc.stderr_path = out.with_suffix(".stderr")  # type: ignore[attr-defined]
     assert proc.stdout is not None
     info = json.loads(proc.stdout.readline())
     return proc, info
+
+
+def exit_code(proc: subprocess.Popen[str], timeout: float) -> int:
+    """Wait for the driver; on a timeout, fail with what it printed."""
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        tail = proc.stderr_path.read_text()[-3000:]  # type: ignore[attr-defined]
+        raise AssertionError(f"the driver did not exit within {timeout}s; it said:\n{tail}")
 
 
 def wait_received(proc: subprocess.Popen[str], n: int) -> None:
@@ -110,7 +123,7 @@ def test_sigterm_stops_workers_and_removes_the_scratch_directory(tmp_path: Path)
     assert os.path.isdir(info["scratch"])
     assert any(name.endswith(".sock") for name in os.listdir(info["scratch"]))
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(15) == 128 + signal.SIGTERM
+    assert exit_code(proc, 30) == 128 + signal.SIGTERM
     assert all(gone(pid) for pid in info["pids"]), "a worker outlived its driver"
     assert not os.path.exists(info["scratch"]), "the scratch directory was left behind"
 
@@ -122,7 +135,7 @@ def test_a_graceful_sigterm_processes_what_was_received_first(tmp_path: Path) ->
     proc, info = start_driver(feeder.port, out, "graceful")
     wait_received(proc, len(lines))
     proc.send_signal(signal.SIGTERM)  # at once: most lines are still waiting for a batch
-    assert proc.wait(30) == 128 + signal.SIGTERM
+    assert exit_code(proc, 60) == 128 + signal.SIGTERM
     assert sorted(out.read_text().splitlines()) == sorted(lines), "received data was lost"
     assert not os.path.exists(info["scratch"])
     assert all(gone(pid) for pid in info["pids"])

@@ -17,6 +17,7 @@ __all__ = [
     "ContextStoppedError",
     "TaskKilledError",
     "CacheMissingError",
+    "CorruptCheckpointError",
     "JobCancelledError",
 ]
 
@@ -94,6 +95,22 @@ class CacheMissingError(DStreamsError):
 
     def __reduce__(self):  # keep the attributes across pickling
         return (CacheMissingError, (self.rdd_id, self.split))
+
+
+class CorruptCheckpointError(DStreamsError):
+    """A checkpoint file of an RDD is missing, truncated or damaged (its name is in the text).
+
+    The scheduler recomputes the partition from the RDD's lineage when it was kept (state
+    streams keep it until their next checkpoint); otherwise the job fails with this error.
+    """
+
+    def __init__(self, rdd_id: int, split: int, message: str) -> None:
+        super().__init__(message)
+        self.rdd_id = rdd_id
+        self.split = split
+
+    def __reduce__(self):  # keep the attributes across pickling
+        return (CorruptCheckpointError, (self.rdd_id, self.split, str(self)))
 
 
 class JobCancelledError(JobAbortedError):

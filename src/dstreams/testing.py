@@ -84,6 +84,16 @@ class CollectingSink:
 
         stream.foreachRDD(collect)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # a metadata checkpoint pickles the graph, this sink's function with it: the copy a
+        # recovered graph gets starts empty (the results stay with this process's object)
+        return {"_sort": self._sort}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._sort = state["_sort"]
+        self._lock = threading.Lock()
+        self._batches = []
+
     @property
     def batches(self) -> list[tuple[datetime, list[Any]]]:
         """Return ``(time, records)`` of every batch so far."""

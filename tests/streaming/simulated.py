@@ -2,8 +2,8 @@
 
 Each task really runs (an in-process :class:`~dstreams.executor.worker.Worker` decodes and
 computes it), then the backend moves the shared :class:`ManualClock` forward by the task's cost:
-``fixed_ms`` plus ``per_record_ms`` for every record the task was handed (its driver-held
-partition data: received blocks, queued batches). Processing time therefore grows with the
+``fixed_ms`` plus ``per_record_ms`` for every record the task read from received blocks.
+Receivers run in this process too (a :class:`ReceiverHost` on the manual clock). Processing time therefore grows with the
 records, exactly as the engine measures it (on the streaming clock), while the test itself never
 sleeps. Tasks run one at a time, in launch order, on one executor.
 
@@ -26,8 +26,10 @@ from dstreams.executor.base import ExecutorBackend
 from dstreams.executor.worker import Worker
 from dstreams.runtime import BackendSpec, register_backend, unregister_backend
 from dstreams.scheduler.dag import ExecutorAdded, TaskFailed, TaskFinished
+from dstreams.scheduler.events import ReceiverMessage
 from dstreams.scheduler.task import TaskSpec
 from dstreams.streaming.clock import ManualClock
+from dstreams.streaming.receiver_host import ReceiverHost
 
 __all__ = ["SimulatedBackend", "install", "uninstall"]
 
@@ -41,17 +43,28 @@ class SimulatedBackend(ExecutorBackend):
         advance: Any = None,
     ) -> None:
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.receiver_events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.clock, self.per_record_ms, self.fixed_ms = clock, per_record_ms, fixed_ms
         self.advance = advance or clock.advance
         self._worker = Worker("sim-0", None, b"simulated")  # type: ignore[arg-type]
+        # receivers run in this process, on the shared manual clock, unpickled
+        self._host = ReceiverHost(
+            "sim-0",
+            self._worker.server.address,
+            self._worker.store,
+            self._worker.client,
+            lambda msg: self.receiver_events.put(ReceiverMessage("sim-0", *msg[1:])),
+            clock,
+        )
         self._inbox: queue.Queue[Any] = queue.Queue()
         self._stopped = False
         self.busy_ms = 0.0
         threading.Thread(target=self._run, name="simulated-executor", daemon=True).start()
-        self.events.put(ExecutorAdded("sim-0", self._worker.server.address, 2))
+        added = ExecutorAdded("sim-0", self._worker.server.address, 2)
+        self.events.put(added)
+        self.receiver_events.put(added)
 
-    def cost_ms(self, spec: TaskSpec) -> float:
-        records = sum(len(v) for v in spec.partition_data.values())
+    def cost_ms(self, spec: TaskSpec, records: int) -> float:
         return self.fixed_ms + self.per_record_ms * records
 
     def _run(self) -> None:
@@ -60,8 +73,9 @@ class SimulatedBackend(ExecutorBackend):
             if item is None:
                 return
             spec, payload = item
+            before = _input_records_read()
             kind, body = self._worker.run_task(spec, payload)
-            cost = self.cost_ms(spec)
+            cost = self.cost_ms(spec, _input_records_read() - before)
             self.busy_ms += cost
             self.advance(round(cost))  # the task "took" this long
             self.events.put(TaskFinished(body) if kind == "done" else TaskFailed(body))
@@ -86,7 +100,22 @@ class SimulatedBackend(ExecutorBackend):
     def executor_ids(self) -> list[str]:
         return ["sim-0"]
 
+    def executor_addresses(self) -> dict[str, Any]:
+        return {"sim-0": self._worker.server.address}
+
+    def start_receiver(
+        self, executor_id: str, stream_id: int, receiver: Any, settings: Any
+    ) -> None:
+        self._host.handle(stream_id, ("start", settings, receiver))
+
+    def receiver_command(self, executor_id: str, stream_id: int, command: tuple[Any, ...]) -> None:
+        self._host.handle(stream_id, command)
+
+    def remove_input_blocks(self, stream_id: int, upto: tuple[int, int]) -> None:
+        self._worker.store.remove_input_upto(stream_id, upto)
+
     def stop(self) -> None:
+        self._host.stop_all()
         self._inbox.put(None)
 
 
@@ -113,3 +142,28 @@ def install(clock: ManualClock, per_record_ms: float, fixed_ms: float, advance: 
 def uninstall() -> None:
     unregister_backend("simulated")
     SETTINGS.clear()
+
+
+_READ = [0]
+
+
+def _input_records_read() -> int:
+    return _READ[0]
+
+
+def _count_reads() -> None:
+    """Count the records tasks read from received blocks (the cost model's input)."""
+    from dstreams.executor import worker
+
+    original = worker.WorkerTaskContext.read_input_block
+
+    def counted(self: Any, info: Any) -> Any:
+        _READ[0] += info.num_records
+        return original(self, info)
+
+    if not getattr(worker.WorkerTaskContext.read_input_block, "_counted", False):
+        counted._counted = True  # type: ignore[attr-defined]
+        worker.WorkerTaskContext.read_input_block = counted  # type: ignore[method-assign]
+
+
+_count_reads()

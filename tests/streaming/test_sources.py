@@ -53,7 +53,7 @@ def test_socket_text_stream_reconnects(ssc: Any) -> None:
     sink = CollectingSink(lines, sort=False)
     blocks = CollectingSink(lines.glom().map(len), sort=False)
     ssc.start()
-    tracker = ssc._receiver_tracker.blocks
+    tracker = ssc._receiver_tracker
     assert tracker.wait_for_received(2, 10)
     run_batches(ssc, 1)
     assert sink.results == [["hello world", "foo"]]
@@ -117,7 +117,7 @@ def test_socket_text_that_is_not_utf8_is_reported_not_dropped(ssc: Any) -> None:
     lines = ssc.socketTextStream("127.0.0.1", server.port)
     sink = CollectingSink(lines, sort=False)
     ssc.start()
-    assert ssc._receiver_tracker.blocks.wait_for_received(2, 10)
+    assert ssc._receiver_tracker.wait_for_received(2, 10)
     run_batches(ssc, 1)
     assert sink.results == [["ok", "bad \ufffd line"]]
     assert any("not UTF-8" in e for e in errors)

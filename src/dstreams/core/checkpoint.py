@@ -5,46 +5,103 @@ one more job that writes every partition to ``<checkpoint dir>/rdd-<id>/part-NNN
 a temporary name, then renamed, so a reader never sees half a file). The RDD then reads from
 :class:`CheckpointRDD` and drops its dependencies, which truncates the lineage. The directory
 must be visible to the driver and every worker (a local path here, or shared storage).
+
+Each part file is ``MAGIC | length | CRC-32 | pickled records``: a truncated or damaged file is
+recognised (:class:`~dstreams.errors.CorruptCheckpointError`, naming it) instead of being read
+wrong. A checkpoint the engine made for a state stream (``rdd._engine_checkpoint``) keeps its
+lineage aside as a fallback (``_fallback_deps``) until the stream's next checkpoint: if one of
+its files cannot be read, the scheduler puts the lineage back and the partition is recomputed.
 """
 
 from __future__ import annotations
 
 import pickle
+import struct
 import weakref
+import zlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from dstreams.core.rdd import RDD
+from dstreams.errors import CorruptCheckpointError
 
 if TYPE_CHECKING:
     from dstreams.core.context import Context
+    from dstreams.core.dependency import Partitioner
     from dstreams.scheduler.task import TaskContext
 
-__all__ = ["CheckpointRDD", "write_checkpoint", "pending_checkpoints", "remove_checkpoint_dir"]
+__all__ = [
+    "CheckpointRDD",
+    "write_checkpoint",
+    "pending_checkpoints",
+    "remove_checkpoint_dir",
+    "remove_when_unused",
+    "verify_checkpoint",
+    "read_part",
+    "write_part",
+]
+
+_MAGIC = b"DSRDDCK1"
+_HEADER = struct.Struct(">8sQI")
+
+
+def write_part(fh: Any, records: list[Any]) -> None:
+    """Write one checkpoint part: header with length and checksum, then the pickle."""
+    body = pickle.dumps(records, 5)
+    fh.write(_HEADER.pack(_MAGIC, len(body), zlib.crc32(body)))
+    fh.write(body)
+
+
+def read_part(name: str, owner: int, split: int) -> list[Any]:
+    """Read one checkpoint part; raise CorruptCheckpointError if it is missing or damaged."""
+    import fsspec
+
+    try:
+        with fsspec.open(name, "rb") as fh:
+            data = fh.read()
+    except FileNotFoundError:
+        raise CorruptCheckpointError(
+            owner,
+            split,
+            f"checkpoint file {name!r} is missing; the checkpoint directory must be shared by "
+            "the driver and all workers and must not be cleaned while in use",
+        ) from None
+    if len(data) < _HEADER.size or data[:8] != _MAGIC:
+        raise CorruptCheckpointError(owner, split, f"checkpoint file {name!r} is not intact")
+    _, length, crc = _HEADER.unpack_from(data)
+    body = data[_HEADER.size :]
+    if len(body) != length:
+        raise CorruptCheckpointError(
+            owner, split, f"checkpoint file {name!r} is truncated ({len(body)} of {length} bytes)"
+        )
+    if zlib.crc32(body) != crc:
+        raise CorruptCheckpointError(owner, split, f"checkpoint file {name!r} is corrupt")
+    try:
+        records: list[Any] = pickle.loads(body)
+    except (pickle.UnpicklingError, EOFError, ValueError) as e:
+        raise CorruptCheckpointError(
+            owner, split, f"checkpoint file {name!r} is corrupt: {e}"
+        ) from e
+    return records
 
 
 class CheckpointRDD(RDD[Any]):
     """Partitions read back from checkpoint files."""
 
-    def __init__(self, ctx: Context, path: str, num_partitions: int) -> None:
-        super().__init__(ctx, [], num_partitions)
+    def __init__(
+        self,
+        ctx: Context,
+        path: str,
+        num_partitions: int,
+        partitioner: Partitioner | None = None,
+        owner: int = -1,
+    ) -> None:
+        super().__init__(ctx, [], num_partitions, partitioner)
         self.path = path
+        self.owner = owner  #: the id of the RDD these files checkpoint
 
     def compute(self, split: int, tctx: TaskContext) -> Iterator[Any]:
-        import fsspec
-
-        name = f"{self.path}/part-{split:05d}"
-        try:
-            with fsspec.open(name, "rb") as fh:
-                data = pickle.load(fh)
-        except FileNotFoundError:
-            raise FileNotFoundError(
-                f"checkpoint file {name!r} is missing; the checkpoint directory must be "
-                "shared by the driver and all workers and must not be cleaned while in use"
-            ) from None
-        except (pickle.UnpicklingError, EOFError) as e:
-            raise ValueError(f"checkpoint file {name!r} is corrupt: {e}") from e
-        return iter(data)
+        return iter(read_part(f"{self.path}/part-{split:05d}", self.owner, split))
 
 
 def pending_checkpoints(rdd: RDD[Any]) -> list[RDD[Any]]:
@@ -77,9 +134,7 @@ def write_checkpoint(ctx: Context, rdd: RDD[Any]) -> None:
 
     Each attempt writes a temporary file and renames it into place; an attempt that fails or
     is killed removes its temporary file, and once the job is done any left by a worker that
-    died mid-write are removed too. When the engine made the checkpoint for its own use
-    (``rdd._engine_checkpoint``, set by state streams), the files are deleted once the RDD is
-    garbage-collected, since nothing can read them after that.
+    died mid-write are removed too.
     """
     import fsspec
 
@@ -97,7 +152,7 @@ def write_checkpoint(ctx: Context, rdd: RDD[Any]) -> None:
         tmp = f"{root}/.part-{split:05d}.attempt-{tctx.taskAttemptId()}"
         try:
             with fs.open(tmp, "wb") as fh:
-                pickle.dump(list(it), fh, 5)
+                write_part(fh, list(it))
             fs.mv(tmp, f"{root}/part-{split:05d}")
         except BaseException:
             _remove_quietly(fs, tmp)
@@ -110,9 +165,11 @@ def write_checkpoint(ctx: Context, rdd: RDD[Any]) -> None:
     finally:
         for leftover in _temporary_files(fs, root):
             _remove_quietly(fs, leftover)
-    rdd._mark_checkpointed(CheckpointRDD(ctx, path, rdd.getNumPartitions()))
-    if getattr(rdd, "_engine_checkpoint", False):
-        weakref.finalize(rdd, remove_checkpoint_dir, fs, root)
+    # an engine checkpoint (a state stream's) keeps its lineage for a while; its stream
+    # decides when its files go (``DStream._record_checkpoint``); a user's stays, as Spark's
+    engine = getattr(rdd, "_engine_checkpoint", False)
+    ckpt = CheckpointRDD(ctx, path, rdd.getNumPartitions(), rdd.partitioner, rdd.id())
+    rdd._mark_checkpointed(ckpt, keep_lineage=engine)
 
 
 def _temporary_files(fs: Any, root: str) -> list[str]:
@@ -130,9 +187,30 @@ def _remove_quietly(fs: Any, path: str) -> None:
         pass
 
 
-def remove_checkpoint_dir(fs: Any, root: str) -> None:
+def remove_checkpoint_dir(path: str) -> None:
     """Delete one RDD's checkpoint directory (a missing one is fine)."""
+    import fsspec
+
     try:
+        fs, _, (root,) = fsspec.get_fs_token_paths(path)
         fs.rm(root, recursive=True)
     except (FileNotFoundError, OSError):
         pass
+
+
+def verify_checkpoint(path: str, num_partitions: int) -> str | None:
+    """Read every part of a checkpoint back; the first problem found, or None if intact."""
+    for split in range(num_partitions):
+        try:
+            read_part(f"{path}/part-{split:05d}", -1, split)
+        except CorruptCheckpointError as e:
+            return str(e)
+    return None
+
+
+def remove_when_unused(rdd: RDD[Any]) -> None:
+    """Delete ``rdd``'s checkpoint files once nothing refers to ``rdd`` any more."""
+    path = rdd.getCheckpointFile()
+    if path is not None:
+        rdd.release_lineage()
+        weakref.finalize(rdd, remove_checkpoint_dir, path)

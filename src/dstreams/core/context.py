@@ -179,10 +179,14 @@ class Context:
         self.stop()
 
     def __getstate__(self) -> Any:
+        # PySpark's wording (ported tests match on it), then what it means here
         raise SerializationError(
-            "It appears that you are attempting to reference the Context from a broadcast "
-            "variable, action, or transformation. The Context can only be used on the driver, "
-            "not in code that runs on workers."
+            "[CONTEXT_ONLY_VALID_ON_DRIVER] It appears that you are attempting to reference "
+            "SparkContext from a broadcast variable, action, or transformation. SparkContext "
+            "can only be used on the driver, not in code that runs on workers. For more "
+            "information, see SPARK-5063. (In dstreams the SparkContext is the Context; a "
+            "function in a checkpointed stream graph must not capture it either: use "
+            "rdd.context inside the function instead.)"
         )
 
     def stop(self) -> None:

@@ -84,6 +84,10 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
         """Driver-held records of ``split`` (only when ``ships_partition_data``)."""
         raise NotImplementedError
 
+    def preferred_executors(self, split: int) -> list[str]:
+        """Executors where ``split``'s input already lives (received blocks); [] for none."""
+        return []
+
     def dependencies(self) -> list[Dependency]:
         """The parent edges; empty once the RDD is checkpointed (lineage truncated)."""
         return self._deps
@@ -114,6 +118,7 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["ctx"] = NO_CONTEXT  # the driver's Context never travels to workers
+        state.pop("_fallback_deps", None)  # the driver's alone
         return state
 
     # -- introspection ------------------------------------------------------------------------
@@ -197,11 +202,33 @@ class RDD(ActionsMixin, NumericMixin, PairsMixin, Generic[T]):
         rdd = self._checkpoint_rdd
         return getattr(rdd, "path", None)
 
-    def _mark_checkpointed(self, checkpoint_rdd: RDD[T]) -> None:
+    def _mark_checkpointed(self, checkpoint_rdd: RDD[T], keep_lineage: bool = False) -> None:
+        """Read from ``checkpoint_rdd`` from now on; the lineage is dropped (truncated).
+
+        With ``keep_lineage`` it is kept aside (``_fallback_deps``, not shipped to workers) so
+        that an unreadable checkpoint file can be recomputed; ``release_lineage`` drops it.
+        """
+        if keep_lineage:
+            self._fallback_deps: list[Dependency] | None = self._deps
         self._checkpoint_rdd = checkpoint_rdd
         self._deps = []
         self.is_checkpointed = True
         self._checkpoint_requested = False
+
+    def _restore_lineage(self) -> bool:
+        """Undo the truncation (a checkpoint file was unreadable); False if nothing was kept."""
+        deps = getattr(self, "_fallback_deps", None)
+        if deps is None:
+            return False
+        self._deps = deps
+        self._checkpoint_rdd = None
+        self.is_checkpointed = False
+        self._fallback_deps = None
+        return True
+
+    def release_lineage(self) -> None:
+        """Drop the lineage kept by ``_mark_checkpointed(keep_lineage=True)``."""
+        self._fallback_deps = None
 
     # -- element-wise transformations -----------------------------------------------------
     def mapPartitionsWithIndex(

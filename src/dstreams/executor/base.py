@@ -21,6 +21,16 @@ Contract, which ``tests/executor/test_contract.py`` checks for every backend:
 * Threading: ``launch``/``kill_task``/``remove_blocks``/``forget_payloads``/``kill_executor``
   may be called from
   the runner thread only; ``events`` is filled from backend threads.
+
+Receivers (``streaming/receiver_host.py`` runs them on the executor):
+
+* ``start_receiver`` ships a receiver and its settings to an executor; it runs beside
+  the executor's task slots. ``receiver_command`` sends it ``stop``, ``rate``, ``flush``,
+  ``peer`` and ``ack`` commands, in order.
+* What receivers say comes back as ``ReceiverMessage`` events on ``receiver_events``, in the
+  order each receiver sent them; ``ExecutorAdded`` and ``ExecutorLost`` are posted there too.
+* ``remove_input_blocks`` drops a stream's received blocks up to a sequence number from every
+  executor. Executors' block servers also accept blocks from peers (replicas).
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ class ExecutorBackend(abc.ABC):
     """Runs tasks somewhere and reports what happens (see the module docstring)."""
 
     events: queue.SimpleQueue[Any]
+    receiver_events: queue.SimpleQueue[Any]
 
     @abc.abstractmethod
     def launch(self, executor_id: str, spec: TaskSpec, payload: bytes) -> None:
@@ -65,6 +76,28 @@ class ExecutorBackend(abc.ABC):
     @abc.abstractmethod
     def executor_ids(self) -> list[str]:
         """The executors currently alive."""
+
+    @abc.abstractmethod
+    def executor_addresses(self) -> dict[str, Any]:
+        """Executor id -> block-server address, for the executors alive now."""
+
+    @abc.abstractmethod
+    def start_receiver(
+        self, executor_id: str, stream_id: int, receiver: Any, settings: Any
+    ) -> None:
+        """Ship ``receiver`` to ``executor_id`` and run it there (replacing one of that stream).
+
+        Raises:
+            SerializationError: the receiver cannot be shipped; the message names it.
+        """
+
+    @abc.abstractmethod
+    def receiver_command(self, executor_id: str, stream_id: int, command: tuple[Any, ...]) -> None:
+        """Send a command to the receiver of ``stream_id`` on ``executor_id``."""
+
+    @abc.abstractmethod
+    def remove_input_blocks(self, stream_id: int, upto: tuple[int, int]) -> None:
+        """Drop the received blocks of ``stream_id`` up to sequence ``upto`` everywhere."""
 
     @abc.abstractmethod
     def stop(self) -> None:

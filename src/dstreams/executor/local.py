@@ -48,7 +48,9 @@ from dstreams.scheduler.dag import (
     TaskFailed,
     TaskFinished,
 )
+from dstreams.scheduler.events import ReceiverMessage
 from dstreams.scheduler.task import TaskSpec
+from dstreams.serde import dumps_code
 from dstreams.storage.blocks import socket_path
 
 __all__ = ["LocalBackend"]
@@ -81,6 +83,7 @@ class LocalBackend(ExecutorBackend):
 
     def __init__(self, num_workers: int, conf: Conf, scratch_dir: str | None = None) -> None:
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.receiver_events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.num_workers = num_workers
         # every setting is read before anything is created, so a bad one leaks nothing
         self._heartbeat = conf.get_duration_ms("dstreams.executor.heartbeatInterval") / 1000.0
@@ -164,7 +167,9 @@ class LocalBackend(ExecutorBackend):
                 w.last_heard = time.monotonic()
                 # announced before anyone waiting for registration wakes: the first job
                 # must see every worker the Context started
-                self.events.put(ExecutorAdded(eid, address, SLOTS_PER_WORKER))
+                added = ExecutorAdded(eid, address, SLOTS_PER_WORKER)
+                self.events.put(added)
+                self.receiver_events.put(added)
                 self._registered.notify_all()
             threading.Thread(
                 target=self._reader, args=(w,), name=f"dstreams-reader-{eid}", daemon=True
@@ -176,10 +181,16 @@ class LocalBackend(ExecutorBackend):
         put = self.events.put
         try:
             while True:
-                kind, body = pickle.loads(recv())
+                msg = pickle.loads(recv())
+                kind = msg[0]
                 w.last_heard = time.monotonic()
                 if kind == "pong":
                     continue
+                if kind == "receiver":
+                    _, stream_id, what, body = msg
+                    self.receiver_events.put(ReceiverMessage(w.executor_id, stream_id, what, body))
+                    continue
+                body = msg[1]
                 put(TaskFinished(body) if kind == "done" else TaskFailed(body))
         except (EOFError, OSError):
             self._lost(w, "its connection closed")
@@ -233,7 +244,9 @@ class LocalBackend(ExecutorBackend):
             pass
         if w.conn is not None:
             w.conn.close()
-        self.events.put(ExecutorLost(w.executor_id, reason))
+        lost = ExecutorLost(w.executor_id, reason)
+        self.events.put(lost)
+        self.receiver_events.put(lost)
         with self._lock:
             if not self._stopping:
                 self._spawn()
@@ -297,6 +310,31 @@ class LocalBackend(ExecutorBackend):
 
     def executor_ids(self) -> list[str]:
         return [eid for eid, w in self._workers.items() if w.alive and w.conn is not None]
+
+    def executor_addresses(self) -> dict[str, Any]:
+        return {eid: w.address for eid, w in self._workers.items() if w.alive and w.conn}
+
+    def _send(self, executor_id: str, msg: tuple[Any, ...]) -> None:
+        w = self._workers.get(executor_id)
+        if w is None or w.conn is None:
+            return  # lost: ExecutorLost is (or will be) posted
+        try:
+            with w.lock:
+                w.conn.send_bytes(pickle.dumps(msg, 5))
+        except OSError:
+            self._lost(w, "sending a message failed")
+
+    def start_receiver(
+        self, executor_id: str, stream_id: int, receiver: Any, settings: Any
+    ) -> None:
+        payload = dumps_code(receiver, f"the receiver {receiver.name()} of stream {stream_id}")
+        self._send(executor_id, ("receiver", stream_id, ("start", settings, payload)))
+
+    def receiver_command(self, executor_id: str, stream_id: int, command: tuple[Any, ...]) -> None:
+        self._send(executor_id, ("receiver", stream_id, command))
+
+    def remove_input_blocks(self, stream_id: int, upto: tuple[int, int]) -> None:
+        self._broadcast(("remove_input", stream_id, upto))
 
     def worker_pids(self) -> dict[str, int]:
         """Executor id -> process id of the live workers."""

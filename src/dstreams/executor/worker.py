@@ -35,6 +35,7 @@ from dstreams.core.shared import drop_worker_broadcast, load_with_accumulators
 from dstreams.core.shipping import MATERIALIZE_EVERY, decode_stage, materialize_deep_lineage
 from dstreams.errors import (
     CacheMissingError,
+    CorruptCheckpointError,
     FetchFailedError,
     SerializationError,
     TaskKilledError,
@@ -90,6 +91,26 @@ class WorkerTaskContext(TaskContext):
         if v is None:
             return None
         return pickle.loads(v) if isinstance(v, bytes) else v
+
+    def read_input_block(self, info: Any) -> bytes | None:
+        """A received block's records (pickled): from here, else from an executor holding it."""
+        from dstreams.streaming.blocks import block_key
+
+        key = block_key(info.stream_id, info.seq)
+        w = self._w
+        v = w.store.get(key)
+        if v is not None:
+            return bytes(v)
+        for eid, address in info.locations:
+            if eid == w.executor_id:
+                continue
+            try:
+                got = w.client.fetch(address, [key])[0]
+            except OSError:
+                continue  # that executor is gone: try the next copy
+            if got is not None:
+                return bytes(got)
+        return None
 
     def has_cached(self, rdd_id: int, split: int) -> bool:
         key = ("rdd", rdd_id, split)
@@ -163,7 +184,10 @@ class Worker:
         self.store = BlockStore(memory_limit, disk_dir)
         self.server = BlockServer(self.store, authkey, disk_dir)
         self.client = BlockClient(authkey)
+        self._authkey = authkey
         self._payloads: OrderedDict[int, Any] = OrderedDict()
+        self._host: Any = None  # receivers running here (streaming/receiver_host.py)
+        self._send_lock = threading.Lock()
 
     def serve(self) -> None:
         """Run messages from the driver until it says stop or goes away.
@@ -176,7 +200,6 @@ class Worker:
         """
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._qlock = threading.Lock()
-        self._send_lock = threading.Lock()
         self._queued: set[int] = set()
         self._withdrawn: set[int] = set()
         self._running: int | None = None
@@ -218,6 +241,8 @@ class Worker:
                 else:
                     self.store.remove_matching(msg[1], msg[2])
             elif kind == "stop":
+                if self._host is not None:
+                    self._host.stop_all()
                 return
 
     def _send(self, reply: Any) -> None:
@@ -243,8 +268,28 @@ class Worker:
                     self._withdraw_or_kill(task_id, kill_running=kind == "kill")
             elif kind == "ping":
                 self._send(("pong", None))  # answered here, even while a task runs
+            elif kind == "receiver":
+                self._receivers().handle(msg[1], msg[2])
+            elif kind == "remove_input":
+                self.store.remove_input_upto(msg[1], msg[2])
             else:
                 put(msg)
+
+    def _receivers(self) -> Any:
+        """This executor's receiver host, created when the first receiver arrives."""
+        if self._host is None:
+            from dstreams.streaming.clock import SystemClock
+            from dstreams.streaming.receiver_host import ReceiverHost
+
+            self._host = ReceiverHost(
+                self.executor_id,
+                self.server.address,
+                self.store,
+                BlockClient(self._authkey),  # its own: tasks use self.client meanwhile
+                self._send,
+                SystemClock(),
+            )
+        return self._host
 
     def _withdraw_or_kill(self, task_id: int, kill_running: bool) -> None:
         with self._qlock:
@@ -333,6 +378,10 @@ class Worker:
         except CacheMissingError as e:
             err = self._error(spec, e, tctx, None)
             err.missing_block = (e.rdd_id, e.split)
+            return ("failed", err)
+        except CorruptCheckpointError as e:
+            err = self._error(spec, e, tctx, None)
+            err.corrupt_checkpoint = (e.rdd_id, e.split)
             return ("failed", err)
         except TaskKilledError:
             return ("failed", self._killed_error(spec.task_id))

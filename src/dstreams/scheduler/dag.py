@@ -357,19 +357,22 @@ class DAGScheduler:
         self.running.append(stage)
 
     def _preferred(self, stage: Stage, partition: int) -> set[str]:
-        return {loc[0] for loc in self._task_inputs(stage.rdd, partition)[0].values()}
+        cached, _, wanted = self._task_inputs(stage.rdd, partition)
+        return {loc[0] for loc in cached.values()} | {e for e in wanted if e in self.executors}
 
     def _task_inputs(
         self, rdd: RDD[Any], partition: int
-    ) -> tuple[dict[tuple[int, int], Location], dict[tuple[int, int], Any]]:
+    ) -> tuple[dict[tuple[int, int], Location], dict[tuple[int, int], Any], list[str]]:
         """What a task reads besides shuffles, walking its narrow lineage.
 
-        Returns the known locations of the cached partitions it may read, and the driver-held
-        partition data (parallelized collections, received blocks) it needs: that data travels
-        with the task, so each worker receives only the partitions it computes.
+        Returns the known locations of the cached partitions it may read, the driver-held
+        partition data (parallelized collections) it needs (that data travels with the task,
+        so each worker receives only the partitions it computes), and the executors where
+        other input already lives (received blocks).
         """
         cached: dict[tuple[int, int], Location] = {}
         data: dict[tuple[int, int], Any] = {}
+        wanted: list[str] = []
         stack = [(rdd, partition)]
         seen: set[tuple[int, int]] = set()
         while stack:
@@ -383,10 +386,11 @@ class DAGScheduler:
                 continue
             if r.ships_partition_data and r._checkpoint_rdd is None:
                 data[key] = r.partition_data(p)
+            wanted.extend(r.preferred_executors(p))
             for dep in r.dependencies():
                 if not isinstance(dep, ShuffleDependency):
                     stack.extend((dep.rdd, q) for q in dep.get_parents(p))  # type: ignore[attr-defined]
-        return cached, data
+        return cached, data, wanted
 
     # -- launching -----------------------------------------------------------------------------
     def _launch(self, actions: list[Any], now: float) -> None:
@@ -450,7 +454,7 @@ class DAGScheduler:
             outs = self.map_outputs[sid]
             locs[sid] = [loc for loc in outs if loc is not None]
             assert len(locs[sid]) == len(outs), "a stage launched before its parents finished"
-        cached, data = self._task_inputs(stage.rdd, offer.partition)
+        cached, data, _ = self._task_inputs(stage.rdd, offer.partition)
         return TaskSpec(
             task_id=tid,
             stage_id=stage.id,
@@ -565,6 +569,12 @@ class DAGScheduler:
             tsm.on_failure(err.task_id, counts=False)
             self._on_missing_block(stage, err.missing_block, actions)
             return
+        if err.corrupt_checkpoint is not None and self._recompute_checkpointed(
+            err.corrupt_checkpoint[0]
+        ):
+            tsm.on_failure(err.task_id, counts=False)
+            self._requeue_readers(actions)
+            return
         part, abort = tsm.on_failure(err.task_id, counts=True)
         if abort:
             self._fail_into(actions, _task_failed_error(stage, part, tsm, err))
@@ -600,6 +610,28 @@ class DAGScheduler:
             )
             return
         self._requeue_readers(actions)
+
+    def _recompute_checkpointed(self, rdd_id: int) -> bool:
+        """A checkpoint file of ``rdd_id`` is unreadable: put its lineage back if it was kept.
+
+        The RDD description changes (its dependencies return), so every stage is planned and
+        encoded again; the partition is then recomputed like any lost one.
+        """
+        stack = [st.rdd for st in self.stages.values()]
+        seen: set[int] = set()
+        while stack:
+            r = stack.pop()
+            if r._id in seen:
+                continue
+            seen.add(r._id)
+            if r._id == rdd_id:
+                if not r._restore_lineage():
+                    return False
+                for st in self.stages.values():
+                    st.payload = None
+                return True
+            stack.extend(d.rdd for d in r.dependencies())
+        return False
 
     def launch_failed(self, task_ids: list[int], error: Exception) -> list[Any]:
         """Launches the runner could not carry out (the stage could not be encoded).

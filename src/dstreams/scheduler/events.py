@@ -34,6 +34,7 @@ __all__ = [
     "KillExecutor",
     "RemoveBlocks",
     "CancelJobs",
+    "ReceiverMessage",
 ]
 
 
@@ -68,6 +69,16 @@ class ExecutorResponsive:
     """An executor that was unresponsive answers again."""
 
     executor_id: str
+
+
+@dataclass(frozen=True)
+class ReceiverMessage:
+    """From a receiver on an executor (``receiver_host.py``): started, error, block, ..."""
+
+    executor_id: str
+    stream_id: int
+    kind: str
+    body: Any
 
 
 @dataclass(frozen=True)

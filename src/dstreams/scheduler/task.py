@@ -105,6 +105,8 @@ class TaskError:
     withdrawn: bool = False
     #: (rdd_id, split) of a cached partition the task expected but could not find
     missing_block: tuple[int, int] | None = None
+    #: (rdd_id, split) of a checkpoint file that could not be read
+    corrupt_checkpoint: tuple[int, int] | None = None
 
 
 class TaskContext:
@@ -166,6 +168,10 @@ class TaskContext:
 
     def has_cached(self, rdd_id: int, split: int) -> bool:
         """Whether a cached partition is here or known to live on a peer (no fetch)."""
+        raise NotImplementedError
+
+    def read_input_block(self, info: Any) -> bytes | None:
+        """A received block's pickled records, from this executor or a peer (None: gone)."""
         raise NotImplementedError
 
     def put_cached(self, rdd_id: int, split: int, data: list[Any], level: Any) -> None:

@@ -62,7 +62,7 @@ class BlockStore:
         """Store a cached partition as the storage level allows; False if it was not kept."""
         size = len(data)
         with self._lock:
-            if use_memory and self._make_room(size, block_id[1]):
+            if use_memory and self._make_room(size, block_id[:2]):
                 self._blocks[block_id] = data
                 self._lru[block_id] = (size, use_disk)
                 self._used += size
@@ -72,7 +72,7 @@ class BlockStore:
                 return True
             return False
 
-    def _make_room(self, size: int, rdd_id: int) -> bool:
+    def _make_room(self, size: int, owner: tuple[Any, ...]) -> bool:
         if self._limit is None:
             return True
         if size > self._limit:
@@ -80,7 +80,7 @@ class BlockStore:
         for victim in list(self._lru):
             if self._used + size <= self._limit:
                 break
-            if victim[1] == rdd_id:
+            if victim[:2] == owner:
                 continue  # never evict the same RDD's partitions to cache another of them
             vsize, to_disk = self._lru.pop(victim)
             data = self._blocks.pop(victim)
@@ -132,6 +132,31 @@ class BlockStore:
                 except FileNotFoundError:
                     pass
             return len(keys) + len(files)
+
+    def remove_input_upto(self, stream_id: int, upto: tuple[int, int]) -> int:
+        """Drop the received blocks of ``stream_id`` with sequence up to ``upto``."""
+        with self._lock:
+            keys = [
+                k
+                for k in [*self._blocks, *self._files]
+                if k[0] == "input" and k[1] == stream_id and (k[2], k[3]) <= upto
+            ]
+        for k in keys:
+            self._drop(k)
+        return len(keys)
+
+    def _drop(self, key: BlockId) -> None:
+        with self._lock:
+            self._blocks.pop(key, None)
+            entry = self._lru.pop(key, None)
+            if entry is not None:
+                self._used -= entry[0]
+            path = self._files.pop(key, None)
+        if path is not None:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
     def drain_evicted(self) -> list[BlockId]:
         with self._lock:
@@ -188,6 +213,9 @@ class BlockServer:
                     values = [store.get(b) for b in ids]
                     values = [v if v is None or isinstance(v, bytes) else _ser(v) for v in values]
                     conn.send_bytes(pickle.dumps(values, 5))
+                elif kind == "put":  # a replica of another executor's received block
+                    ok = [store.put_cached(key, data, True, True) for key, data in ids]
+                    conn.send_bytes(pickle.dumps(ok, 5))
         except (EOFError, OSError):
             conn.close()
 
@@ -197,7 +225,10 @@ def _ser(v: Any) -> bytes:
 
 
 class BlockClient:
-    """Fetches blocks from peers; one cached connection per peer address."""
+    """Fetches blocks from peers (and puts replicas); one cached connection per peer address.
+
+    Not thread-safe: each thread that talks to peers uses its own client.
+    """
 
     def __init__(self, authkey: bytes) -> None:
         self._authkey = authkey
@@ -205,12 +236,21 @@ class BlockClient:
 
     def fetch(self, address: Any, ids: list[BlockId]) -> list[Any]:
         """Values for ``ids`` (None where missing); raises OSError if the peer is gone."""
+        return self._call(address, ("get", ids))  # type: ignore[no-any-return]
+
+    def put(self, address: Any, blocks: list[tuple[BlockId, bytes]]) -> None:
+        """Store ``blocks`` in a peer's block store (raises OSError if it is gone or full)."""
+        ok = self._call(address, ("put", blocks))
+        if not all(ok):
+            raise OSError(f"the executor at {address} had no room for a replica")
+
+    def _call(self, address: Any, request: Any) -> Any:
         conn = self._conns.get(address)
         try:
             if conn is None:
                 conn = Client(address, authkey=self._authkey)
                 self._conns[address] = conn
-            conn.send_bytes(pickle.dumps(("get", ids), 5))
+            conn.send_bytes(pickle.dumps(request, 5))
             return pickle.loads(conn.recv_bytes())
         except (EOFError, OSError, ConnectionError) as e:
             self._drop(address)

@@ -19,8 +19,10 @@ import threading
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from dstreams.errors import SerializationError
 from dstreams.shutdown import add_shutdown_hook, remove_shutdown_hook
 from dstreams.streaming._util import Deadline, to_ms
+from dstreams.streaming.checkpoint import Checkpoint
 from dstreams.streaming.clock import Clock, ManualClock, SystemClock
 from dstreams.streaming.deadletter import DeadLetters, RecordErrorPolicy
 from dstreams.streaming.dstream import DStream
@@ -28,7 +30,8 @@ from dstreams.streaming.graph import DStreamGraph
 from dstreams.streaming.jobs import ContextWaiter, JobGenerator, JobScheduler
 from dstreams.streaming.listener import ListenerBus, StreamingListenerStreamingStarted
 from dstreams.streaming.ratecontrol import RateConfig, RateController
-from dstreams.streaming.receiver import ReceiverTracker
+from dstreams.streaming.receiver_tracker import ReceiverTracker
+from dstreams.streaming.recovery import MetadataCheckpointer
 
 __all__ = ["StreamingContext"]
 
@@ -47,6 +50,8 @@ _DEFAULTS: dict[str, str] = {
     "dstreams.streaming.unpersist": "true",
     "dstreams.streaming.clock": "system",
     "dstreams.streaming.stopGracefullyOnShutdown": "false",
+    "dstreams.streaming.receiver.writeAheadLog.enable": "false",
+    "dstreams.streaming.receiver.writeAheadLog.rollingIntervalSecs": "60",
 }
 
 
@@ -126,10 +131,36 @@ class StreamingContext:
             self._conf_ms("dstreams.streaming.blockInterval"),
             self._conf_ms("dstreams.streaming.receiverRestartDelay"),
             self._rates,
+            self._wal_dir,
         )
         self._scheduler = JobScheduler(self)
         self._generator = JobGenerator(self)
         self._start_ms: int | None = None
+        self._program = ""  # the program's fingerprint (set by getOrCreate)
+        self._checkpointer: MetadataCheckpointer | None = None
+        self._recovered_from: Checkpoint | None = None
+
+    def __getstate__(self) -> Any:
+        raise SerializationError(
+            "It appears that you are attempting to reference StreamingContext from a broadcast "
+            "variable, action, or transformation. StreamingContext can only be used on the "
+            "driver, not in code that runs on workers or that is checkpointed: create what "
+            "the function needs inside it instead."
+        )
+
+    def _adopt(self, graph: Any, cp: Checkpoint, store: Any, program: str) -> None:
+        """Take over a graph and state read back from checkpoint ``cp`` (``recovery.py``)."""
+        if graph.batch_ms != self._batch_ms:
+            raise ValueError(f"checkpoint batch {graph.batch_ms} ms != {self._batch_ms} ms")
+        self._graph = graph
+        graph.attach(self)
+        self._checkpoint_dir = store.directory
+        self._sc.setCheckpointDir(store.directory)
+        graph.restore_checkpoint(cp.streams)
+        self._receiver_tracker.restore(cp.receivers, self._wal_dir)
+        self._program = program
+        self._recovered_from = cp
+        self._checkpointer = MetadataCheckpointer(self, store, program, cp.graph_file)
 
     # ------------------------------------------------------------------ config
 
@@ -167,13 +198,29 @@ class StreamingContext:
     def getOrCreate(
         cls, checkpointPath: str, setupFunc: Callable[[], StreamingContext]
     ) -> StreamingContext:
-        """Create a context with ``setupFunc()`` and set its checkpoint directory.
+        """Recover the context from the newest checkpoint in ``checkpointPath``, or create one.
 
-        Recovering a driver from checkpoint data comes in a later issue: for now
-        this always calls ``setupFunc`` (then ``checkpoint(checkpointPath)``, as
-        PySpark does when no checkpoint exists).
+        As PySpark: when the directory holds a checkpoint, the context (its Context, streams,
+        functions, state and the batches that were pending) is rebuilt from it and
+        ``setupFunc`` is not called; otherwise ``setupFunc()`` creates it and
+        ``checkpoint(checkpointPath)`` is set on it. ``start()`` the result either way.
+
+        Raises:
+            CheckpointError: a checkpoint exists but cannot be used (all corrupt, or written by
+                another program or dstreams version); the message says how to upgrade.
         """
+        if not callable(setupFunc):
+            raise TypeError("setupFunc should be callable.")
+        from dstreams.streaming.checkpoint import program_fingerprint
+        from dstreams.streaming.recovery import recover
+
+        recovered = recover(checkpointPath, setupFunc)
+        if recovered is not None:
+            return recovered
         ssc = setupFunc()
+        if not isinstance(ssc, StreamingContext):
+            raise TypeError(f"setupFunc must return a StreamingContext, got {ssc!r}")
+        ssc._program = program_fingerprint(setupFunc)
         ssc.checkpoint(checkpointPath)
         return ssc
 
@@ -188,8 +235,8 @@ class StreamingContext:
         cls, checkpointPath: str | None, setupFunc: Callable[[], StreamingContext]
     ) -> StreamingContext:
         """Return the active context, or create one (``getOrCreate`` or ``setupFunc()``)."""
-        if setupFunc is None:
-            raise ValueError("setupFunc cannot be None")
+        if not callable(setupFunc):
+            raise TypeError("setupFunc should be callable.")
         active = cls.getActive()
         if active is not None:
             return active
@@ -241,21 +288,60 @@ class StreamingContext:
                     "Only one StreamingContext may be started in this process; "
                     "stop the active one first (StreamingContext.getActive().stop())"
                 )
-            first = self._generator.timer.start_time()
-            self._graph.start(first - self._batch_ms)
+            recovered = self._recovered_from
+            if recovered is None:
+                first = self._generator.timer.start_time()
+                self._graph.start(first - self._batch_ms)
+            else:
+                first = self._generator.restart_time(recovered)
+                self._graph.restart()
             self._start_ms = first
+            if self._checkpoint_dir and self._checkpointer is None:
+                from dstreams.streaming.checkpoint import CheckpointStore
+
+                store = CheckpointStore(self._checkpoint_dir)
+                self._checkpointer = MetadataCheckpointer(self, store, self._program)
+            if self._checkpointer is not None:
+                try:
+                    self._checkpointer.write_graph()  # a function that cannot be pickled fails here
+                    if recovered is None:
+                        self._checkpointer.write(first - self._batch_ms, [], None)
+                except BaseException:
+                    self._graph.stop()
+                    self._state = STOPPED
+                    raise
             self._scheduler.start()
             receivers = [s.receiver for s in self._graph.inputs if hasattr(s, "receiver")]
+            if receivers and self._wal_enabled() and not self._checkpoint_dir:
+                raise ValueError(
+                    "Cannot enable receiver write-ahead log without checkpoint directory set. "
+                    "Please use streamingContext.checkpoint() to set the checkpoint directory."
+                )
             if self._rates.enabled:
                 for r in receivers:
                     self._bus.addListener(self._rate_controller(r.streamId))
-            self._receiver_tracker.start(receivers)
-            self._generator.start(first)
+            if receivers:
+                self._receiver_tracker.start(
+                    self._sc._backend, receivers, self._receiver_tracker.next_epoch()
+                )
+            if recovered is None:
+                self._generator.start(first)
+            else:
+                self._generator.restart(recovered, first)
             self._state = ACTIVE
             StreamingContext._activeContext = self
             if self._conf_bool("dstreams.streaming.stopGracefullyOnShutdown", False):
                 add_shutdown_hook(self._stop_on_shutdown)
         self._bus.post(StreamingListenerStreamingStarted(self._clock.getTimeMillis()))
+
+    def _wal_enabled(self) -> bool:
+        return self._conf_bool("dstreams.streaming.receiver.writeAheadLog.enable", False)
+
+    def _wal_dir(self, stream_id: int) -> str | None:
+        """Where the receiver of ``stream_id`` logs its blocks (None: no write-ahead log)."""
+        if not self._wal_enabled() or not self._checkpoint_dir:
+            return None
+        return f"{self._checkpoint_dir.rstrip('/')}/receivedData/{stream_id}"
 
     def _dead_letters(self) -> DeadLetters | None:
         """The dead-letter sink under ``recordErrors=deadLetter`` (None under ``fail``)."""
@@ -328,6 +414,7 @@ class StreamingContext:
         deadline = Deadline(timeout)
         pause = threading.Event()
         if not isinstance(self._clock, ManualClock):
+            self._receiver_tracker.flush(deadline.left())
             while not self._receiver_tracker.blocks.is_unallocated_empty():
                 if deadline.left(0) <= 0:
                     _log.warning("graceful stop: received data was still waiting for a batch")
@@ -342,7 +429,12 @@ class StreamingContext:
         self._graph.remember(to_ms(duration, "remember duration"))
 
     def checkpoint(self, directory: str) -> None:
-        """Set the directory where state RDDs are checkpointed (fsspec URL or path)."""
+        """Checkpoint to ``directory`` (any fsspec URL): state RDDs, and the driver's metadata.
+
+        With it set, ``start()`` writes the graph (so every function in it must pickle), and
+        every batch writes a metadata checkpoint, so that ``getOrCreate`` can recover the
+        driver. ``sc.setCheckpointDir`` alone checkpoints state RDDs only, as in Spark.
+        """
         self._sc.setCheckpointDir(directory)
         self._checkpoint_dir = directory
 

@@ -25,6 +25,7 @@ Times and durations are integer milliseconds inside; users pass seconds.
 
 from __future__ import annotations
 
+import logging
 import operator
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
     from dstreams.streaming.context import StreamingContext
 
 __all__ = ["DStream"]
+
+_log = logging.getLogger(__name__)
 
 T = TypeVar("T")  # element type of this stream
 U = TypeVar("U")  # element type of a derived stream
@@ -78,6 +81,78 @@ class DStream(Generic[T]):
         self.is_checkpointed = False
         #: the stream's position in its graph: stable across runs of the same program
         self._stream_id = ssc._graph.next_stream_id()
+        #: batch time -> this stream's RDD-checkpointed RDDs, the newest two (see below)
+        self._ckpt_rdds: dict[int, Any] = {}
+
+    # ------------------------------------------------------------ metadata checkpoints
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a metadata checkpoint keeps: the description, never the generated RDDs."""
+        state = self.__dict__.copy()
+        state.update(_ssc=None, _sc=None, _generated={}, _ckpt_rdds={})
+        return state
+
+    def _attach(self, ssc: StreamingContext) -> None:
+        """Bind a stream read back from a checkpoint to its new StreamingContext."""
+        self._ssc, self._sc = ssc, ssc._sc
+        self._generated, self._ckpt_rdds = {}, {}
+
+    def _record_checkpoint(self, time_ms: int) -> None:
+        """After batch ``time_ms``: note its RDD if it was checkpointed (keep the newest two).
+
+        The newest keeps its lineage (back to the previous one) so an unreadable file can be
+        recomputed; the previous one is kept, without lineage, for a recovery that finds the
+        newest unreadable. Older ones are deleted once nothing refers to them.
+        """
+        from dstreams.core.checkpoint import remove_when_unused
+
+        rdd = self._generated.get(time_ms)
+        if rdd is None or not rdd.isCheckpointed() or time_ms in self._ckpt_rdds:
+            return
+        self._ckpt_rdds[time_ms] = rdd
+        for t in sorted(self._ckpt_rdds)[:-1]:
+            self._ckpt_rdds[t].release_lineage()
+        while len(self._ckpt_rdds) > 2:
+            remove_when_unused(self._ckpt_rdds.pop(min(self._ckpt_rdds)))
+
+    def _checkpoint_data(self) -> Any:
+        """This stream's part of a metadata checkpoint (None: nothing to keep)."""
+        if not self._ckpt_rdds:
+            return None
+        return {
+            "rdds": {
+                t: (r.getCheckpointFile(), r.getNumPartitions(), r.partitioner)
+                for t, r in self._ckpt_rdds.items()
+            }
+        }
+
+    def _restore_checkpoint(self, data: Any) -> None:
+        """Put back what ``_checkpoint_data`` kept: the newest intact RDD checkpoint."""
+        from dstreams.core.checkpoint import CheckpointRDD, verify_checkpoint
+
+        rdds = (data or {}).get("rdds", {})
+        for t in sorted(rdds, reverse=True):
+            path, n, partitioner = rdds[t]
+            problem = verify_checkpoint(path, n)
+            if problem is not None:
+                _log.warning(
+                    "%s: the checkpoint of batch %d ms cannot be read (%s); using an older one",
+                    self._op_name(),
+                    t,
+                    problem,
+                )
+                continue
+            restored = CheckpointRDD(self._sc, path, n, partitioner)
+            if self._storage_level is not None:
+                restored.persist(self._storage_level)
+            self._generated[t] = restored
+            self._ckpt_rdds[t] = restored
+            return
+        if rdds:
+            raise RuntimeError(
+                f"{self._op_name()}: none of its checkpoints ({sorted(rdds)}) can be read; "
+                "the state cannot be recovered"
+            )
 
     # ------------------------------------------------------------------ contract
 
@@ -97,8 +172,16 @@ class DStream(Generic[T]):
 
     @property
     def _parent_remember_ms(self) -> int:
-        """How long (ms) the parents must remember their RDDs."""
+        """How long (ms) the parents must remember their RDDs.
+
+        A stream whose RDDs are checkpointed needs its parents' RDDs back to its own
+        second-to-last checkpoint: a lost partition (or an unreadable checkpoint file) is
+        recomputed from there, so the input those batches read must still be at hand (received
+        blocks on the executors, file lists, write-ahead-log records).
+        """
         assert self._remember_ms is not None
+        if self._checkpoint_ms is not None:
+            return self._remember_ms + 2 * self._checkpoint_ms
         return self._remember_ms
 
     @property
@@ -555,17 +638,61 @@ class DStream(Generic[T]):
         self._register_output(func, "pprint")
 
     def saveAsTextFiles(self, prefix: str, suffix: str | None = None) -> None:
-        """Save every batch as text files in ``prefix-<time_ms>[.suffix]``."""
-        from dstreams.streaming.operators.output import rdd_to_file_name
+        """Save every batch as text files in ``prefix-<time_ms>[.suffix]``, atomically.
+
+        Each batch is written into a temporary directory, renamed into place once complete: a
+        re-run (after a failure or a driver restart) leaves one complete copy, never a partial
+        or doubled one, and a batch already written is kept, as in PySpark.
+        """
+        from dstreams.streaming.operators.output import rdd_to_file_name, save_atomically
 
         def save(t: datetime, rdd: Any) -> None:
-            try:
-                rdd.saveAsTextFile(rdd_to_file_name(prefix, suffix, t))
-            except FileExistsError:
-                # As PySpark: a batch written before (e.g. re-run after recovery) is kept.
-                pass
+            save_atomically(rdd, rdd_to_file_name(prefix, suffix, t))
 
         self._register_output(save, "saveAsTextFiles")
+
+    def writeToSink(self, sink: Any) -> None:
+        """Write every batch to a transactional ``sink``, each partition exactly once.
+
+        ``sink`` follows ``dstreams.streaming.sinks.Sink`` (``open``, ``write``, ``commit``,
+        ``abort``, a stable ``name``): every (sink name, batch time, partition) is committed
+        once, whatever is retried, speculated or re-run after a restart.
+
+        Example:
+            >>> sink = SQLiteSink("out.db", "counts", "wc", ["word", "n"])  # doctest: +SKIP
+            >>> counts.writeToSink(sink)  # doctest: +SKIP
+        """
+        from dstreams.streaming.sinks import Sink, partition_writer
+
+        if not isinstance(sink, Sink):
+            raise TypeError(
+                f"writeToSink needs a sink with name, open, write, commit and abort (see "
+                f"dstreams.streaming.sinks.Sink), got {sink!r}"
+            )
+
+        def job(t: datetime, rdd: Any) -> None:
+            rdd.mapPartitionsWithIndex(partition_writer(sink, time_arg_to_ms(t))).count()
+
+        self._register_output(job, f"writeToSink({sink.name})")
+
+    def foreachBatch(self, func: Callable[[Any, int], Any], name: str | None = None) -> None:
+        """Run ``func(rdd, batchId)`` on the driver once per batch (Structured Streaming's).
+
+        ``batchId`` is the batch time in ms. A marker in the checkpoint directory records each
+        batch once ``func`` returns, so a batch re-run after a restart is skipped when it
+        already ran. A crash between ``func`` and its marker runs it again with the same
+        ``batchId``: make what it writes idempotent on it. ``name`` (default: derived from the
+        stream's position in the program) keys the markers and must stay stable.
+        """
+        check_function(func, "foreachBatch", "func")
+        from dstreams.streaming.operators.output import BatchCommits
+
+        commits = BatchCommits(self._ssc, name or f"foreachBatch-{self._stream_id}")
+
+        def job(t: datetime, rdd: Any) -> None:
+            commits.run_once(time_arg_to_ms(t), lambda batch_id: func(rdd, batch_id))
+
+        self._register_output(job, "foreachBatch")
 
     # ------------------------------------------------------------------ over time
 

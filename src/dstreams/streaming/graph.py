@@ -89,6 +89,21 @@ class DStreamGraph:
             for inp in self.inputs:
                 inp._start()
 
+    def restart(self) -> None:
+        """Start a graph read back from a checkpoint: its zero time and state are restored."""
+        with self._lock:
+            for out in self.outputs:
+                out._validate_at_start()
+            for inp in self.inputs:
+                inp._start()
+
+    def generate_rdds(self, time_ms: int) -> None:
+        """Build (not run) every output's RDD at ``time_ms``: recovery rebuilds old batches in
+        time order, so that each state RDD finds its predecessor memoised (no recursion)."""
+        with self._lock:
+            for out in self.outputs:
+                out.parent._get_or_compute(time_ms)
+
     def stop(self) -> None:
         """Stop the inputs and forget every generated RDD."""
         with self._lock:
@@ -113,6 +128,47 @@ class DStreamGraph:
         with self._lock:
             for out in self.outputs:
                 out._clear_metadata(time_ms)
+
+    # -- metadata checkpoints ---------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.update(_lock=None, _checkpoint_marks={})
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+    def attach(self, ssc: Any) -> None:
+        """Bind a graph read back from a checkpoint (and all its streams) to ``ssc``."""
+        for stream in self._all_streams():
+            stream._attach(ssc)
+
+    def checkpoint_data(self) -> dict[int, Any]:
+        """Each stream's part of a metadata checkpoint, by stream id."""
+        with self._lock:
+            out = {}
+            for stream in self._all_streams():
+                data = stream._checkpoint_data()
+                if data is not None:
+                    out[stream._stream_id] = data
+            return out
+
+    def restore_checkpoint(self, data: dict[int, Any]) -> None:
+        """Give every stream its part of a metadata checkpoint back."""
+        with self._lock:
+            for stream in self._all_streams():
+                stream._restore_checkpoint(data.get(stream._stream_id))
+
+    def record_checkpoints(self, time_ms: int) -> None:
+        """After batch ``time_ms``: every stream notes the RDD checkpoints it wrote."""
+        with self._lock:
+            for stream in self._all_streams():
+                stream._record_checkpoint(time_ms)
+
+    def max_checkpoint_ms(self) -> int:
+        """The longest RDD-checkpoint interval of any stream (0 if none checkpoints)."""
+        return max((s._checkpoint_ms or 0 for s in self._all_streams()), default=0)
 
     def _mark_checkpointed(self, time_ms: int, rdd: Any) -> None:
         self._checkpoint_marks.setdefault(time_ms, []).append(rdd)

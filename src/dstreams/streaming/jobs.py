@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dstreams.streaming._util import Deadline
+from dstreams.streaming.clock import ManualClock
 from dstreams.streaming.listener import (
     BatchExtras,
     BatchInfo,
@@ -174,6 +175,7 @@ class JobGenerator:
         self._events: queue.Queue[_Event] = queue.Queue()
         self._thread: threading.Thread | None = None
         self.last_generated_ms: int | None = None
+        self._held: list[JobSet] = []  # generated, waiting for their checkpoint to be written
 
     def start(self, first_ms: int) -> None:
         """Start the event loop, then the timer (first batch at ``first_ms``)."""
@@ -204,7 +206,7 @@ class JobGenerator:
             self._generate(event.time_ms)
         elif isinstance(event, ClearMetadata):
             try:
-                self.ssc._graph.clear_metadata(event.time_ms)
+                self._complete(event.time_ms)
             finally:
                 self.ssc._scheduler.mark_done(event.time_ms)
         else:  # pragma: no cover - closed event set
@@ -218,14 +220,96 @@ class JobGenerator:
             jobs = ssc._graph.generate_jobs(time_ms)
         except Exception as e:  # noqa: BLE001 - a user function failed while building RDDs
             ssc._scheduler.report_error(f"Error generating jobs for time {time_ms} ms", e)
-            ssc._scheduler.submit(JobSet(time_ms, [], {}))  # completes in batch order
+            self._submit(JobSet(time_ms, [], {}))  # completes in batch order
             return
         infos = {}
         for inp in ssc._graph.inputs:
             info = inp._input_info(time_ms)
             if info is not None:
                 infos[inp.id] = info
-        ssc._scheduler.submit(JobSet(time_ms, jobs, infos))
+        self._submit(JobSet(time_ms, jobs, infos))
+
+    def _submit(self, job_set: JobSet) -> None:
+        """Submit once the batch's plan is durable (its generation checkpoint is written).
+
+        A checkpoint that cannot be written (a full disk) holds the batch back: running its
+        output without a durable plan could not be repeated exactly after a crash. The error
+        goes to ``awaitTermination``; the next batch tries again, with this one still pending.
+        """
+        ck = self.ssc._checkpointer
+        if ck is None:
+            self.ssc._scheduler.submit(job_set)
+            return
+        self._held.append(job_set)
+        pending = self.ssc._scheduler.pending_times() + [j.time_ms for j in self._held]
+        try:
+            ck.write(job_set.time_ms, pending, self.last_generated_ms)
+        except OSError as e:
+            self.ssc._scheduler.report_error(
+                f"Batch {job_set.time_ms} ms waits: its metadata checkpoint failed", e
+            )
+            return
+        held, self._held = self._held, []
+        for js in held:
+            self.ssc._scheduler.submit(js)
+
+    def _complete(self, time_ms: int) -> None:
+        """After batch ``time_ms``: forget old RDDs, record state checkpoints, checkpoint."""
+        ssc = self.ssc
+        ssc._graph.clear_metadata(time_ms)
+        ssc._graph.record_checkpoints(time_ms)
+        ck = ssc._checkpointer
+        if ck is None:
+            return
+        pending = [t for t in ssc._scheduler.pending_times() if t != time_ms]
+        pending += [j.time_ms for j in self._held]
+        try:
+            ck.write(time_ms, pending, self.last_generated_ms)
+        except OSError as e:
+            ssc._scheduler.report_error(f"The checkpoint after batch {time_ms} ms failed", e)
+            return
+        ssc._receiver_tracker.clean_write_ahead_logs()
+
+    # -- recovery -------------------------------------------------------------------------------
+    def restart_time(self, cp: Any) -> int:
+        """The first batch time after a restart: the next one after now (and after ``cp``)."""
+        graph, batch, clock = self.ssc._graph, self.ssc._batch_ms, self.ssc._clock
+        zero = graph.zero_ms
+        assert zero is not None
+        last = cp.last_generated_ms if cp.last_generated_ms is not None else zero
+        if isinstance(clock, ManualClock) and clock.getTimeMillis() < last:
+            clock.setTime(last)  # as Spark: a manual clock resumes at the checkpoint
+        now = clock.getTimeMillis()
+        return max(zero + ((now - zero) // batch + 1) * batch, last + batch)
+
+    def restart(self, cp: Any, restart_ms: int) -> None:
+        """Re-run the pending and down-time batches in order, then go on from ``restart_ms``."""
+        batch = self.ssc._batch_ms
+        zero = self.ssc._graph.zero_ms
+        assert zero is not None
+        last = cp.last_generated_ms if cp.last_generated_ms is not None else zero
+        down = list(range(last + batch, restart_ms, batch))
+        times = sorted({t for t in [*cp.pending, *down] if t < restart_ms})
+        _log.warning(
+            "restarting: %d pending and %d down-time batches to run (%s)",
+            len(cp.pending),
+            len(down),
+            ", ".join(str(t) for t in times[:10]) + (" ..." if len(times) > 10 else ""),
+        )
+        self._thread = threading.Thread(target=self._loop, name="JobGenerator", daemon=True)
+        self._thread.start()
+        if times:
+            # rebuild the batches between the restored state and the first re-run in order,
+            # so each state RDD finds its predecessor memoised instead of recursing
+            oldest = min(
+                (t for s in self.ssc._graph._all_streams() for t in s._ckpt_rdds),
+                default=times[0],
+            )
+            for t in range(oldest + batch, times[0], batch):
+                self.ssc._graph.generate_rdds(t)
+        for t in times:
+            self._events.put(GenerateJobs(t))
+        self.timer.start(restart_ms)
 
     def stop_timer(self, timeout: float = 1.0) -> None:
         """Stop generating batches (the events already posted are still handled)."""
@@ -257,6 +341,7 @@ class JobScheduler:
         self._thread: threading.Thread | None = None
         self._cond = threading.Condition()
         self._done_ms: int | None = None
+        self._pending: set[int] = set()
         self._running = False
         self._drop = False  # set by a non-graceful stop: run nothing more
 
@@ -272,6 +357,8 @@ class JobScheduler:
 
     def submit(self, job_set: JobSet) -> None:
         """Queue ``job_set`` (an empty one completes at once, without listener events)."""
+        with self._cond:
+            self._pending.add(job_set.time_ms)
         if not job_set.jobs:
             self._queue.put(job_set)  # keeps completion in batch order
             return
@@ -351,6 +438,7 @@ class JobScheduler:
     def mark_done(self, time_ms: int) -> None:
         """Record batch ``time_ms`` as finished and wake waiters."""
         with self._cond:
+            self._pending.discard(time_ms)
             if self._done_ms is None or time_ms > self._done_ms:
                 self._done_ms = time_ms
             self._cond.notify_all()
@@ -366,6 +454,11 @@ class JobScheduler:
         """Return True when no job set is queued or running."""
         with self._cond:
             return self._queue.empty() and not self._running
+
+    def pending_times(self) -> list[int]:
+        """Batches submitted and not completed (for the metadata checkpoint)."""
+        with self._cond:
+            return sorted(self._pending)
 
     def stop(self, drop_pending: bool, timeout: float = 1.0) -> None:
         """Stop the job thread; wait at most ``timeout`` seconds for it.

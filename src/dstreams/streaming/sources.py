@@ -2,8 +2,9 @@
 
 * :class:`SocketReceiver` (``socketTextStream``): UTF-8 lines over TCP; when the
   connection drops or cannot be made it asks to be restarted, which reconnects
-  after the restart delay.  It reads in 64 KiB chunks and stores whole chunks of
-  lines at once.
+  after the restart delay.  It reads in 64 KiB chunks and buffers whole chunks of
+  lines at once (``storeBuffered``: TCP cannot replay, so nothing waits for
+  durability; data in flight is lost when its executor or the driver dies).
 * ``queueStream``, ``textFileStream`` and ``binaryRecordsStream`` are input
   streams (``operators/input.py``); they need no receiver.
 """
@@ -27,6 +28,15 @@ class SocketReceiver(Receiver):
         self.host, self.port = host, int(port)
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
+        self._sock_lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.update(_sock=None, _thread=None, _sock_lock=None)  # made again where it runs
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
         self._sock_lock = threading.Lock()
 
     def name(self) -> str:
@@ -86,7 +96,7 @@ class SocketReceiver(Receiver):
             lines = text.split("\n")
             if "\r" in text:
                 lines = [ln.removesuffix("\r") for ln in lines]
-            self.storeMany(lines)
+            self.storeBuffered(lines)  # TCP cannot replay: no need to wait for durability
         if pending and not self.isStopped():
             self.store(self._decode(pending).rstrip("\r"))
 

@@ -73,6 +73,19 @@ class QueueInputDStream(InputDStream):
         self.oneAtATime = oneAtATime
         self.default = default if default is not None else self._sc.parallelize([], 1)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # queued RDDs live on this driver only: a recovered queue stream starts empty (Spark
+        # refuses queueStream with checkpointing; dstreams allows it, without recovery)
+        state = super().__getstate__()
+        state.update(_queue=deque(), _lock=None, default=None)
+        return state
+
+    def _attach(self, ssc: Any) -> None:
+        super()._attach(ssc)
+        self._lock = threading.Lock()
+        if self.default is None:
+            self.default = self._sc.parallelize([], 1)
+
     def _push(self, rdd: Any) -> None:
         """Append ``rdd`` to the queue (used by ``dstreams.testing.TestSource``)."""
         with self._lock:
@@ -101,38 +114,45 @@ class QueueInputDStream(InputDStream):
 
 
 class ReceiverInputDStream(InputDStream):
-    """A stream fed by a receiver; see ``receiver.py`` for how blocks are made."""
+    """A stream fed by a receiver running on an executor (``receiver_host.py``).
+
+    Its RDD at ``t`` reads the blocks the receiver tracker allocated to batch ``t``: one
+    partition per block, each preferring the executors that hold its block.
+    """
 
     def __init__(self, ssc: Any, receiver: Any) -> None:
         super().__init__(ssc)
         self.receiver = receiver
         receiver.streamId = self.id
-        self._records: dict[int, int] = {}
 
     def _compute(self, time_ms: int) -> Any:
+        from dstreams.streaming.blocks import ReceivedBlockRDD
+
         blocks = self._ssc._receiver_tracker.blocks_of_batch(time_ms, self.id)
-        self._records[time_ms] = sum(len(b) for b in blocks)
         if not blocks:
             return self._sc.emptyRDD()
-        return self._sc._parallelize_partitions(blocks)
+        return ReceivedBlockRDD(self._sc, blocks)
 
     def _input_info(self, time_ms: int) -> StreamInputInfo | None:
-        return StreamInputInfo(self.id, self._records.get(time_ms, 0))
+        blocks = self._ssc._receiver_tracker.blocks_of_batch(time_ms, self.id)
+        return StreamInputInfo(self.id, sum(b.num_records for b in blocks))
 
     def _clear_metadata(self, time_ms: int) -> None:
         super()._clear_metadata(time_ms)
         assert self._remember_ms is not None
-        for t in [t for t in self._records if t <= time_ms - self._remember_ms]:
-            del self._records[t]
         self._ssc._receiver_tracker.cleanup_old_batches(time_ms - self._remember_ms, self.id)
 
 
 class FileInputDStream(InputDStream):
     """New files of a directory, one partition per file; hidden files are skipped.
 
-    A file counts as new if it was not listed before (the files present at
+    A file counts as new if it was not listed before (the files present at a fresh
     ``start()`` are ignored).  Names starting with ``.`` or ``_`` are skipped.
     Write files elsewhere and move them in, so a batch never sees a partial file.
+
+    Each batch's files are its plan, recorded with the batch: after a driver restart a
+    re-run batch reads exactly the same files, and files that arrived while the driver
+    was down are new, so the next batch takes them, each exactly once.
     """
 
     def __init__(self, ssc: Any, directory: str, recordLength: int | None = None) -> None:
@@ -143,7 +163,8 @@ class FileInputDStream(InputDStream):
         self.recordLength = recordLength
         self._fs, self._root = fsspec.core.url_to_fs(directory)
         self._seen: set[str] = set()
-        self._names: dict[int, list[str]] = {}
+        self._names: dict[int, list[str]] = {}  # batch time -> its files' URLs (its plan)
+        self._recovered = False
 
     def _list(self) -> dict[str, str]:
         try:
@@ -161,23 +182,41 @@ class FileInputDStream(InputDStream):
         return out
 
     def _start(self) -> None:
-        self._seen = set(self._list())
+        if not self._recovered:
+            self._seen = set(self._list())  # a fresh start ignores the files already there
 
-    def _compute(self, time_ms: int) -> Any:
+    def _plan(self, time_ms: int) -> list[str]:
+        """The files of batch ``time_ms``: recorded (a re-run), or the new ones listed now."""
+        if time_ms in self._names:
+            return self._names[time_ms]
         listing = self._list()
         new = sorted(n for n in listing if n not in self._seen)
         self._seen = set(listing)  # forget deleted files: bounded by the directory's size
-        self._names[time_ms] = new
-        if not new:
+        urls = [listing[n] for n in new]
+        self._names[time_ms] = urls
+        return urls
+
+    def _compute(self, time_ms: int) -> Any:
+        urls = self._plan(time_ms)
+        if not urls:
             return self._sc.emptyRDD()
-        parts = self._sc._parallelize_partitions([[listing[n]] for n in new])
+        parts = self._sc._parallelize_partitions([[u] for u in urls])
         if self.recordLength is None:
             return parts.flatMap(read_text_lines)
         length = self.recordLength
         return parts.flatMap(lambda url: read_fixed_records(url, length))
 
+    def _checkpoint_data(self) -> Any:
+        return {"files": dict(self._names), "seen": sorted(self._seen)}
+
+    def _restore_checkpoint(self, data: Any) -> None:
+        if data is not None:
+            self._names = {int(t): list(f) for t, f in data["files"].items()}
+            self._seen = set(data["seen"])
+            self._recovered = True
+
     def _input_info(self, time_ms: int) -> StreamInputInfo | None:
-        files = [self._fs.unstrip_protocol(n) for n in self._names.get(time_ms, [])]
+        files = list(self._names.get(time_ms, []))
         return StreamInputInfo(
             self.id,
             0,

@@ -18,7 +18,13 @@ from typing import Any
 from dstreams.streaming._util import to_datetime
 from dstreams.streaming.dstream import DStream
 
-__all__ = ["ForEachDStream", "rdd_to_file_name", "take_and_print"]
+__all__ = [
+    "BatchCommits",
+    "ForEachDStream",
+    "rdd_to_file_name",
+    "save_atomically",
+    "take_and_print",
+]
 
 _DASHES = "-------------------------------------------"
 
@@ -70,3 +76,59 @@ def rdd_to_file_name(prefix: str, suffix: str | None, timestamp: datetime | int)
     if suffix is None:
         return f"{prefix}-{timestamp}"
     return f"{prefix}-{timestamp}.{suffix}"
+
+
+def save_atomically(rdd: Any, path: str) -> None:
+    """``rdd.saveAsTextFile(path)`` through a temporary directory renamed at the end.
+
+    An existing ``path`` is a batch written before (it is kept, as PySpark keeps it); leftovers
+    of attempts that died are removed first.
+    """
+    import uuid
+
+    import fsspec
+
+    fs, _, (final,) = fsspec.get_fs_token_paths(path)
+    if fs.exists(final):
+        return
+    parent, base = final.rsplit("/", 1)
+    try:
+        for stale in fs.ls(parent, detail=False):
+            if stale.rsplit("/", 1)[-1].startswith(f".{base}.tmp-"):
+                fs.rm(stale, recursive=True)
+    except FileNotFoundError:
+        pass
+    tmp = f"{parent}/.{base}.tmp-{uuid.uuid4().hex[:12]}"
+    rdd.saveAsTextFile(fs.unstrip_protocol(tmp))
+    if fs.exists(final):  # another run finished first
+        fs.rm(tmp, recursive=True)
+        return
+    fs.mv(tmp, final, recursive=True)
+
+
+class BatchCommits:
+    """Runs a driver-side function once per batch, with markers in the checkpoint directory."""
+
+    def __init__(self, ssc: Any, name: str) -> None:
+        self._ssc, self.name = ssc, name
+
+    def _marker(self, batch_id: int) -> str | None:
+        directory = self._ssc._checkpoint_dir or self._ssc._sc.getCheckpointDir()
+        if not directory:
+            return None
+        return f"{directory.rstrip('/')}/commits/{self.name}/{batch_id}"
+
+    def run_once(self, batch_id: int, func: Callable[[int], Any]) -> None:
+        import fsspec
+
+        marker = self._marker(batch_id)
+        if marker is None:  # no checkpoint directory: nothing survives a restart anyway
+            func(batch_id)
+            return
+        fs, _, (path,) = fsspec.get_fs_token_paths(marker)
+        if fs.exists(path):
+            return  # this batch's function ran before (a re-run after a restart)
+        func(batch_id)
+        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        with fs.open(path, "wb") as fh:
+            fh.write(b"done\n")

@@ -50,8 +50,7 @@ class _WindowBase(DStream[Any]):
 
     @property
     def _parent_remember_ms(self) -> int:
-        assert self._remember_ms is not None
-        return self._remember_ms + self.window_ms
+        return super()._parent_remember_ms + self.window_ms
 
 
 class WindowedDStream(_WindowBase):
