@@ -5,7 +5,8 @@ computes it), then the backend moves the shared :class:`ManualClock` forward by 
 ``fixed_ms`` plus ``per_record_ms`` for every record the task read from received blocks.
 Receivers run in this process too (a :class:`ReceiverHost` on the manual clock). Processing
 time therefore grows with the records, exactly as the engine measures it (on the streaming
-clock), while the test itself never sleeps. Tasks run one at a time, in launch order, on one executor.
+clock), while the test itself never sleeps. Tasks run one at a time, in launch order, on one
+executor.
 
 Time moves through ``advance(ms)``, the test's stepper (5 ms at a time, waiting after each step
 until the data source has caught up), so records keep arriving while a task "runs", as they
