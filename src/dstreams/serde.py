@@ -150,7 +150,12 @@ def _parts(obj: Any) -> list[tuple[str, Any]]:
         return [(f"item {i}", v) for i, v in enumerate(obj)]
     if isinstance(obj, dict):
         return [(f"key {k!r}", v) for k, v in obj.items()]
-    state = getattr(obj, "__dict__", None)
+    if not hasattr(obj, "__dict__"):
+        return []
+    try:
+        state = obj.__getstate__()  # what pickle pickles, not the raw attributes
+    except Exception:
+        return []
     if isinstance(state, dict):
         return [(f"attribute `{k}`", v) for k, v in state.items()]
     return []

@@ -209,8 +209,11 @@ def verify_checkpoint(path: str, num_partitions: int) -> str | None:
 
 
 def remove_when_unused(rdd: RDD[Any]) -> None:
-    """Delete ``rdd``'s checkpoint files once nothing refers to ``rdd`` any more."""
-    path = rdd.getCheckpointFile()
+    """Delete ``rdd``'s checkpoint files once nothing refers to ``rdd`` any more.
+
+    ``rdd`` is a checkpointed RDD, or a :class:`CheckpointRDD` restored by a recovery.
+    """
+    path = rdd.getCheckpointFile() or getattr(rdd, "path", None)
     if path is not None:
         rdd.release_lineage()
         weakref.finalize(rdd, remove_checkpoint_dir, path)

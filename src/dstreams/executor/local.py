@@ -138,6 +138,7 @@ class LocalBackend(ExecutorBackend):
             p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH", "")) if p
         )
         env["DSTREAMS_AUTHKEY"] = self._authkey.hex()
+        env["DSTREAMS_DRIVER_PID"] = str(os.getpid())  # for the crash tests' kill points
         env["DSTREAMS_STORAGE_MEMORY"] = str(self._storage_memory)
         env["DSTREAMS_WORKER_DIR"] = os.path.join(self._scratch, f"worker-{eid}")
         env["DSTREAMS_SYS_PATH"] = os.pathsep.join(p for p in sys.path if p)

@@ -32,6 +32,7 @@ from dstreams.core.rdd import RDD
 from dstreams.core.shipping import encode_stage
 from dstreams.errors import JobCancelledError, SerializationError, TaskFailedError
 from dstreams.executor.base import ExecutorBackend
+from dstreams.faults import kill_point
 from dstreams.scheduler.dag import (
     Cleanup,
     DAGScheduler,
@@ -43,6 +44,7 @@ from dstreams.scheduler.dag import (
     MergeAccumulators,
     RemoveBlocks,
     Stage,
+    TaskFinished,
     Tick,
 )
 from dstreams.scheduler.events import CancelJobs
@@ -121,6 +123,8 @@ class JobRunner:
                             outcome = self._apply(self.dag.abort_job(ev.reason, error), [])
                         continue
                     outcome = self._apply(self.dag.handle(ev, now), payload_ids)
+                    if isinstance(ev, TaskFinished):
+                        kill_point("job")  # crash tests: the driver dies mid-job
                     if outcome is None and now - last_tick >= self._tick:
                         last_tick = now  # stragglers are checked even while events flow
                         outcome = self._apply(self.dag.handle(Tick(), now), payload_ids)

@@ -90,7 +90,8 @@ class ReceivedBlockRDD(RDD[Any]):
         info = self.blocks[split]
         data = tctx.read_input_block(info)
         if data is None and info.wal is not None:
-            data = _read_wal(info.wal)
+            # a log record is (stream, seq, records, metadata, the block's pickled records)
+            data = pickle.loads(_read_wal(info.wal))[4]
         if data is None:
             where = ", ".join(loc[0] for loc in info.locations) or "no executor"
             raise BlockLostError(

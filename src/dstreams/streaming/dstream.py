@@ -81,8 +81,8 @@ class DStream(Generic[T]):
         self.is_checkpointed = False
         #: the stream's position in its graph: stable across runs of the same program
         self._stream_id = ssc._graph.next_stream_id()
-        #: batch time -> this stream's RDD-checkpointed RDDs, the newest two (see below)
-        self._ckpt_rdds: dict[int, Any] = {}
+        #: batch time -> (RDD, its checkpoint path, partitions, partitioner): the newest two
+        self._ckpt_rdds: dict[int, tuple[Any, str, int, Any]] = {}
 
     # ------------------------------------------------------------ metadata checkpoints
 
@@ -109,22 +109,22 @@ class DStream(Generic[T]):
         rdd = self._generated.get(time_ms)
         if rdd is None or not rdd.isCheckpointed() or time_ms in self._ckpt_rdds:
             return
-        self._ckpt_rdds[time_ms] = rdd
+        self._ckpt_rdds[time_ms] = (
+            rdd,
+            rdd.getCheckpointFile(),
+            rdd.getNumPartitions(),
+            rdd.partitioner,
+        )
         for t in sorted(self._ckpt_rdds)[:-1]:
-            self._ckpt_rdds[t].release_lineage()
+            self._ckpt_rdds[t][0].release_lineage()
         while len(self._ckpt_rdds) > 2:
-            remove_when_unused(self._ckpt_rdds.pop(min(self._ckpt_rdds)))
+            remove_when_unused(self._ckpt_rdds.pop(min(self._ckpt_rdds))[0])
 
     def _checkpoint_data(self) -> Any:
         """This stream's part of a metadata checkpoint (None: nothing to keep)."""
         if not self._ckpt_rdds:
             return None
-        return {
-            "rdds": {
-                t: (r.getCheckpointFile(), r.getNumPartitions(), r.partitioner)
-                for t, r in self._ckpt_rdds.items()
-            }
-        }
+        return {"rdds": {t: info[1:] for t, info in self._ckpt_rdds.items()}}
 
     def _restore_checkpoint(self, data: Any) -> None:
         """Put back what ``_checkpoint_data`` kept: the newest intact RDD checkpoint."""
@@ -146,7 +146,7 @@ class DStream(Generic[T]):
             if self._storage_level is not None:
                 restored.persist(self._storage_level)
             self._generated[t] = restored
-            self._ckpt_rdds[t] = restored
+            self._ckpt_rdds[t] = (restored, path, n, partitioner)
             return
         if rdds:
             raise RuntimeError(

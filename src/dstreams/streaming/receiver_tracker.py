@@ -297,6 +297,8 @@ class ReceiverTracker:
         for handle, record in log.read_all():
             sid, seq, n, metadata, _ = pickle.loads(record)
             info = BlockInfo(sid, tuple(seq), n, (), handle, metadata)  # type: ignore[arg-type]
+            # a receiver started after the checkpoint may have logged under a newer epoch
+            self._min_epoch = max(self._min_epoch, info.seq[0] + 1)
             self._note_segment(info)
             self.blocks.note_latest(info)
             if upto is None or info.seq > upto:
