@@ -62,41 +62,41 @@ class Report:
 
 
 class Input:
-    """The whole input, fed little by little: files for the file stream, lines for the log."""
+    """The input, made as it is fed: files for the file stream, lines for the receiver's log.
+
+    It never runs out, so every run of the driver gets input until its kill point is reached;
+    ``files`` and ``lines`` are how much the whole scenario feeds at least. ``model`` counts
+    every word fed so far.
+    """
 
     def __init__(self, work: Path, rng: random.Random, files: int, lines: int) -> None:
         self.work, self.rng = work, rng
-        vocab = [f"w{i}" for i in range(40)]
-        self.files = [
-            "\n".join(" ".join(rng.choices(vocab, k=8)) for _ in range(20)) + "\n"
-            for _ in range(files)
-        ]
-        self.lines = [" ".join(rng.choices(vocab, k=6)) for _ in range(lines)]
+        self.vocab = [f"w{i}" for i in range(40)]
+        self.min_files, self.min_lines = files, lines
         self.next_file = self.next_line = 0
         self.model: Counter[str] = Counter()
-        for text in self.files:
-            self.model.update(text.split())
-        for line in self.lines:
-            self.model.update(line.split())
         (work / "inbox").mkdir(parents=True, exist_ok=True)
         (work / "staging").mkdir(exist_ok=True)
 
+    def _line(self, k: int) -> str:
+        line = " ".join(self.rng.choices(self.vocab, k=k))
+        self.model.update(line.split())
+        return line
+
     def feed(self, files: int = 1, lines: int = 30) -> None:
         for _ in range(files):
-            if self.next_file < len(self.files):
-                i = self.next_file
-                staged = self.work / "staging" / f"part-{i:05d}.txt"
-                staged.write_text(self.files[i])
-                staged.rename(self.work / "inbox" / f"part-{i:05d}.txt")
-                self.next_file += 1
-        if self.next_line < len(self.lines):
-            chunk = self.lines[self.next_line : self.next_line + lines]
+            i = self.next_file
+            staged = self.work / "staging" / f"part-{i:05d}.txt"
+            staged.write_text("".join(self._line(8) + "\n" for _ in range(20)))
+            staged.rename(self.work / "inbox" / f"part-{i:05d}.txt")
+            self.next_file += 1
+        if lines:
             with open(self.work / "source.txt", "a") as fh:
-                fh.write("".join(line + "\n" for line in chunk))
-            self.next_line += len(chunk)
+                fh.write("".join(self._line(6) + "\n" for _ in range(lines)))
+            self.next_line += lines
 
     def done(self) -> bool:
-        return self.next_file >= len(self.files) and self.next_line >= len(self.lines)
+        return self.next_file >= self.min_files and self.next_line >= self.min_lines
 
 
 class Driver:
@@ -203,7 +203,7 @@ def run(work: Path, kills: int, seed: int, files: int = 40, lines: int = 1200) -
                     except ProcessLookupError:
                         pass
                 lose_worker = False
-            data.feed(files=1 if rng.random() < 0.5 else 0, lines=rng.randint(5, 40))
+            data.feed(files=1 if rng.random() < 0.2 else 0, lines=rng.randint(2, 12))
             time.sleep(0.1)
         _note_recovery(driver, report, k > 0)
         if driver.alive():
@@ -215,14 +215,14 @@ def run(work: Path, kills: int, seed: int, files: int = 40, lines: int = 1200) -
     report.kills = log.read_text().split() if log.exists() else []
     # the last run: no kill; drain every input, then stop gracefully
     driver = Driver(work, None, log)
-    expected = sum(data.model.values())
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if not data.done():
             data.feed(files=2, lines=60)
-        elif _committed_total(work) >= expected:
+        elif _committed_total(work) >= sum(data.model.values()):
             break
         time.sleep(0.2)
+    expected = sum(data.model.values())
     _note_recovery(driver, report, kills > 0)
     if os.environ.get("CRASH_HARNESS_DEBUG"):
         print("last driver's events:", driver.events[:5])

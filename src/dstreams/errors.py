@@ -18,6 +18,7 @@ __all__ = [
     "TaskKilledError",
     "CacheMissingError",
     "CorruptCheckpointError",
+    "CheckpointWriteFailedError",
     "JobCancelledError",
 ]
 
@@ -111,6 +112,23 @@ class CorruptCheckpointError(DStreamsError):
 
     def __reduce__(self):  # keep the attributes across pickling
         return (CorruptCheckpointError, (self.rdd_id, self.split, str(self)))
+
+
+class CheckpointWriteFailedError(DStreamsError, OSError):
+    """An RDD checkpoint could not be written (a full disk, a refused write).
+
+    ``errno`` and ``filename`` are the failing write's; the text names the file and the fix.
+    Nothing of the attempt is left behind, and the RDD keeps its lineage.
+    """
+
+    def __init__(self, errno_: int | None, message: str, filename: str | None = None) -> None:
+        OSError.__init__(self, errno_, message, filename)
+
+    def __str__(self) -> str:
+        return f"[Errno {self.errno}] {self.strerror}" if self.errno else str(self.strerror)
+
+    def __reduce__(self):  # keep the attributes across pickling
+        return (CheckpointWriteFailedError, (self.errno, self.strerror, self.filename))
 
 
 class JobCancelledError(JobAbortedError):

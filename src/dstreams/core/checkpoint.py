@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from dstreams.core.rdd import RDD
-from dstreams.errors import CorruptCheckpointError
+from dstreams.errors import CheckpointWriteFailedError, CorruptCheckpointError
 
 if TYPE_CHECKING:
     from dstreams.core.context import Context
@@ -134,26 +134,35 @@ def write_checkpoint(ctx: Context, rdd: RDD[Any]) -> None:
 
     Each attempt writes a temporary file and renames it into place; an attempt that fails or
     is killed removes its temporary file, and once the job is done any left by a worker that
-    died mid-write are removed too.
+    died mid-write are removed too. A write the file system refuses (``OSError``: a full disk,
+    no permission) is not retried: the parts already written are removed, the RDD keeps its
+    lineage, and :class:`~dstreams.errors.CheckpointWriteFailedError` names the file.
     """
     import fsspec
 
     assert ctx._checkpoint_dir is not None
     path = f"{ctx._checkpoint_dir.rstrip('/')}/rdd-{rdd.id()}"
     fs, _, (root,) = fsspec.get_fs_token_paths(path)
-    fs.makedirs(root, exist_ok=True)
+    try:
+        fs.makedirs(root, exist_ok=True)
+    except OSError as e:
+        raise _write_failed(e, root) from e
 
-    def write(it: Iterator[Any]) -> list[int]:
+    def write(it: Iterator[Any]) -> list[tuple[int | None, str, str]]:
         from dstreams.scheduler.task import TaskContext
 
         tctx = TaskContext.get()
         assert tctx is not None
         split = tctx.partitionId()
+        final = f"{root}/part-{split:05d}"
         tmp = f"{root}/.part-{split:05d}.attempt-{tctx.taskAttemptId()}"
         try:
             with fs.open(tmp, "wb") as fh:
                 write_part(fh, list(it))
-            fs.mv(tmp, f"{root}/part-{split:05d}")
+            fs.mv(tmp, final)
+        except OSError as e:  # the disk, not the task: retrying cannot help
+            _remove_quietly(fs, tmp)
+            return [(e.errno, e.strerror or str(e), final)]
         except BaseException:
             _remove_quietly(fs, tmp)
             raise
@@ -161,15 +170,34 @@ def write_checkpoint(ctx: Context, rdd: RDD[Any]) -> None:
 
     rdd._checkpoint_requested = False  # the write job must not trigger itself
     try:
-        ctx.runJob(rdd, write)
+        failures = ctx.runJob(rdd, write)
     finally:
         for leftover in _temporary_files(fs, root):
             _remove_quietly(fs, leftover)
+    if failures:
+        remove_checkpoint_dir(path)
+        errno_, strerror, name = failures[0]
+        raise CheckpointWriteFailedError(
+            errno_,
+            f"could not write checkpoint file {name} of RDD {rdd.id()}: {strerror}; nothing of "
+            "this checkpoint was kept and the RDD keeps its lineage. Free space in the "
+            "checkpoint directory or point it at a larger, writable one.",
+            name,
+        )
     # an engine checkpoint (a state stream's) keeps its lineage for a while; its stream
     # decides when its files go (``DStream._record_checkpoint``); a user's stays, as Spark's
     engine = getattr(rdd, "_engine_checkpoint", False)
     ckpt = CheckpointRDD(ctx, path, rdd.getNumPartitions(), rdd.partitioner, rdd.id())
     rdd._mark_checkpointed(ckpt, keep_lineage=engine)
+
+
+def _write_failed(e: OSError, name: str) -> CheckpointWriteFailedError:
+    return CheckpointWriteFailedError(
+        e.errno,
+        f"could not create checkpoint directory {name}: {e.strerror or e}. Free space in the "
+        "checkpoint directory or point it at a larger, writable one.",
+        name,
+    )
 
 
 def _temporary_files(fs: Any, root: str) -> list[str]:

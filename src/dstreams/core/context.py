@@ -40,7 +40,7 @@ from dstreams.core.shared import (
     default_param,
     remove_broadcast_file,
 )
-from dstreams.errors import ContextStoppedError, SerializationError
+from dstreams.errors import CheckpointWriteFailedError, ContextStoppedError, SerializationError
 from dstreams.shutdown import (
     SCRATCH_PREFIX,
     install_sigterm,
@@ -136,6 +136,9 @@ class Context:
         self._rdd_ids = itertools.count()
         self._ids = itertools.count()
         self._checkpoint_dir: str | None = self._conf.get_str("dstreams.checkpoint.dir")
+        #: told of an engine checkpoint (``rdd._engine_checkpoint``) that could not be written,
+        #: instead of failing the job that computed the RDD (a StreamingContext sets it)
+        self._checkpoint_failure_handler: Callable[[RDD[Any], BaseException], None] | None = None
         local_dir = self._conf.get_str("dstreams.local.dir")
         remove_orphans(local_dir or tempfile.gettempdir())  # left by drivers killed outright
         self._local_dir = tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=local_dir)
@@ -443,7 +446,15 @@ class Context:
             return []
         results = self._runner.run_job(rdd, func, parts)
         for r in pending_checkpoints(rdd):
-            write_checkpoint(self, r)
+            try:
+                write_checkpoint(self, r)
+            except CheckpointWriteFailedError as e:
+                # the job's results are good: an engine checkpoint that cannot be written
+                # only leaves the lineage longer, so its owner hears of it and they return
+                handler = self._checkpoint_failure_handler
+                if not getattr(r, "_engine_checkpoint", False) or handler is None:
+                    raise
+                handler(r, e)
         return results
 
     # -- cleanup hooks (called from weakref finalizers, any thread) -----------------------------

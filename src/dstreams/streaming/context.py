@@ -311,6 +311,7 @@ class StreamingContext:
                     self._state = STOPPED
                     raise
             self._scheduler.start()
+            self._sc._checkpoint_failure_handler = self._state_checkpoint_failed
             receivers = [s.receiver for s in self._graph.inputs if hasattr(s, "receiver")]
             if receivers and self._wal_enabled() and not self._checkpoint_dir:
                 raise ValueError(
@@ -333,6 +334,18 @@ class StreamingContext:
             if self._conf_bool("dstreams.streaming.stopGracefullyOnShutdown", False):
                 add_shutdown_hook(self._stop_on_shutdown)
         self._bus.post(StreamingListenerStreamingStarted(self._clock.getTimeMillis()))
+
+    def _state_checkpoint_failed(self, rdd: Any, error: BaseException) -> None:
+        """A state RDD's checkpoint could not be written: the batch's output stands.
+
+        The stream keeps its lineage to the last checkpoint that was written and tries again
+        at its next checkpoint interval; ``awaitTermination`` raises the error meanwhile.
+        """
+        self._scheduler.report_error(
+            f"The checkpoint of state RDD {rdd.id()} could not be written; batches go on with "
+            "a longer lineage",
+            error,
+        )
 
     def _wal_enabled(self) -> bool:
         return self._conf_bool("dstreams.streaming.receiver.writeAheadLog.enable", False)
@@ -382,6 +395,8 @@ class StreamingContext:
                 StreamingContext._activeContext = None
         if state == ACTIVE:
             self._stop_running(stopGraceFully)
+            if self._sc._checkpoint_failure_handler == self._state_checkpoint_failed:
+                self._sc._checkpoint_failure_handler = None
         self._waiter.notify_stop()
         if stopSparkContext:
             self._sc.stop()

@@ -687,7 +687,7 @@ class DStream(Generic[T]):
         check_function(func, "foreachBatch", "func")
         from dstreams.streaming.operators.output import BatchCommits
 
-        commits = BatchCommits(self._ssc, name or f"foreachBatch-{self._stream_id}")
+        commits = BatchCommits(self, name or f"foreachBatch-{self._stream_id}")
 
         def job(t: datetime, rdd: Any) -> None:
             commits.run_once(time_arg_to_ms(t), lambda batch_id: func(rdd, batch_id))

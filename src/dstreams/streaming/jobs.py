@@ -430,7 +430,7 @@ class JobScheduler:
     def _checkpoint(self, time_ms: int) -> None:
         for rdd in self.ssc._graph.take_checkpoint_marks(time_ms):
             try:
-                if not rdd.isCheckpointed():
+                if rdd._checkpoint_requested and not rdd.isCheckpointed():
                     rdd.count()  # materialises the checkpoint of an RDD marked before its job
             except Exception as e:  # noqa: BLE001
                 self.report_error(f"Error checkpointing state RDD of batch {time_ms} ms", e)

@@ -24,8 +24,8 @@ The contract, which ``DStream.writeToSink`` relies on:
   of a commit table; a file created only if it does not exist).
 * Each task works on its own copy of the sink (``copy.copy``): create connections in ``open``.
 
-:class:`FileSink` and :class:`SQLiteSink` are the two sinks dstreams ships;
-``dstreams.connectors.postgres`` builds one for PostgreSQL. ``DStream.foreachBatch`` runs a
+:class:`FileSink` and :class:`SQLiteSink` are the two sinks dstreams ships.
+``DStream.foreachBatch`` runs a
 whole-batch function on the driver once per batch, with a commit marker in the checkpoint
 directory; the function gets the batch id so that what it writes can be idempotent too (a
 crash between the function and its marker runs it again).
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -93,6 +94,18 @@ def _check_name(name: str) -> str:
             f"(it keys the commits), got {name!r}"
         )
     return name
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+
+
+def _check_identifier(what: str, value: Any) -> str:
+    if not isinstance(value, str) or not _IDENTIFIER.fullmatch(value):
+        raise ValueError(
+            f"{what} {value!r} is not a plain SQL identifier (letters, digits and '_', not "
+            "starting with a digit); rename it or create the table yourself under such a name"
+        )
+    return value
 
 
 class FileSink:
@@ -187,9 +200,13 @@ class SQLiteSink:
         mode: str = "append",
         key: Iterable[str] = (),
     ) -> None:
-        self.database, self.table, self.name = str(database), table, _check_name(name)
-        self.columns = list(columns)
-        self.key = list(key)
+        self.database, self.name = str(database), _check_name(name)
+        self.table = _check_identifier("table", table)
+        self.columns = [_check_identifier("column", c) for c in columns]
+        self.key = [_check_identifier("key column", c) for c in key]
+        missing = [k for k in self.key if k not in self.columns]
+        if missing:
+            raise ValueError(f"key columns {missing} are not among columns {self.columns}")
         if mode not in ("append", "upsert"):
             raise ValueError(f"mode={mode!r} must be 'append' or 'upsert'")
         if mode == "upsert" and not self.key:

@@ -107,28 +107,55 @@ def save_atomically(rdd: Any, path: str) -> None:
 
 
 class BatchCommits:
-    """Runs a driver-side function once per batch, with markers in the checkpoint directory."""
+    """Runs a driver-side function once per batch, with markers in the checkpoint directory.
 
-    def __init__(self, ssc: Any, name: str) -> None:
-        self._ssc, self.name = ssc, name
+    A marker is needed only while a recovery could run its batch again: recovery re-runs the
+    batches pending in one of the newest checkpoints, a handful of batches back. Markers older
+    than ``KEEP_BATCHES`` batch intervals are deleted, every ``SWEEP_EVERY`` batches.
+    """
 
-    def _marker(self, batch_id: int) -> str | None:
-        directory = self._ssc._checkpoint_dir or self._ssc._sc.getCheckpointDir()
+    KEEP_BATCHES = 100
+    SWEEP_EVERY = 50
+
+    def __init__(self, stream: DStream[Any], name: str) -> None:
+        # the stream, not its context: the stream is re-attached to the context that recovers
+        # it, and a checkpointed graph cannot hold a context
+        self._stream, self.name = stream, name
+        self._runs = 0
+
+    def _directory(self) -> str | None:
+        ssc = self._stream._ssc
+        directory = ssc._checkpoint_dir or ssc._sc.getCheckpointDir()
         if not directory:
             return None
-        return f"{directory.rstrip('/')}/commits/{self.name}/{batch_id}"
+        return f"{directory.rstrip('/')}/commits/{self.name}"
 
     def run_once(self, batch_id: int, func: Callable[[int], Any]) -> None:
         import fsspec
 
-        marker = self._marker(batch_id)
-        if marker is None:  # no checkpoint directory: nothing survives a restart anyway
+        directory = self._directory()
+        if directory is None:  # no checkpoint directory: nothing survives a restart anyway
             func(batch_id)
             return
-        fs, _, (path,) = fsspec.get_fs_token_paths(marker)
+        fs, _, (root,) = fsspec.get_fs_token_paths(directory)
+        path = f"{root}/{batch_id}"
         if fs.exists(path):
             return  # this batch's function ran before (a re-run after a restart)
         func(batch_id)
-        fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        fs.makedirs(root, exist_ok=True)
         with fs.open(path, "wb") as fh:
             fh.write(b"done\n")
+        self._runs += 1
+        if self._runs % self.SWEEP_EVERY == 0:
+            batch_ms = self._stream._ssc._batch_ms
+            self._sweep(fs, root, batch_id - self.KEEP_BATCHES * batch_ms)
+
+    @staticmethod
+    def _sweep(fs: Any, root: str, before: int) -> None:
+        for name in fs.ls(root, detail=False):
+            base = name.rstrip("/").rsplit("/", 1)[-1]
+            if base.isdigit() and int(base) < before:
+                try:
+                    fs.rm(name)
+                except FileNotFoundError:
+                    pass
