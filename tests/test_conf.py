@@ -125,3 +125,23 @@ def test_every_key_is_documented_in_configuration_md():
         if key.default is not None:
             row = next(ln for ln in text.splitlines() if ln.startswith(f"| `{key.name}`"))
             assert f"`{key.default}`" in row, f"{key.name}: default {key.default!r} not documented"
+
+
+def test_secrets_are_redacted_wherever_the_conf_is_shown():
+    c = Conf(loadDefaults=False).setAll(
+        [
+            ("spark.hadoop.fs.s3a.secret.key", "hunter2"),
+            ("dstreams.db.password", "pw"),
+            ("dstreams.kafka.sasl.accessKey", "AKIA"),
+            ("dstreams.app.name", "wc"),
+        ]
+    )
+    for shown in (c.toDebugString(), repr(c), str(c.redacted())):
+        assert "hunter2" not in shown and "pw'" not in shown and "AKIA" not in shown
+        assert "wc" in shown and "*********(redacted)" in shown
+    assert c.get("dstreams.db.password") == "pw"  # only what is shown is redacted
+    c.set("spark.redaction.regex", "(?i)app")
+    assert dict(c.redacted())["dstreams.app.name"] == "*********(redacted)"
+    assert dict(c.redacted())["dstreams.db.password"] == "pw"
+    with pytest.raises(ValueError, match="'\\(unclosed' is not a regular expression"):
+        Conf(loadDefaults=False).set("dstreams.redaction.regex", "(unclosed").redacted()

@@ -14,10 +14,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+#: what a redacted value is shown as (Spark's text)
+REDACTED = "*********(redacted)"
+
 #: environment variable through which ``dstreams submit`` hands settings to the program's Conf
 SUBMIT_ENV = "DSTREAMS_SUBMIT_CONF"
 
 __all__ = [
+    "REDACTED",
     "SUBMIT_ENV",
     "parse_size_bytes",
     "Conf",
@@ -123,6 +127,12 @@ KEYS: dict[str, ConfigKey] = dict(
             "Default reliable checkpoint directory (any fsspec URL); "
             "setCheckpointDir overrides it.",
         ),
+        _k(
+            "dstreams.redaction.regex",
+            r"(?i)secret|password|token|access[.]?key",
+            "Keys matching this regular expression have their values replaced wherever the "
+            "configuration is logged or shown (Spark's `spark.redaction.regex`).",
+        ),
         # --- streaming keys ---
         _k(
             "dstreams.streaming.blockInterval",
@@ -193,6 +203,18 @@ KEYS: dict[str, ConfigKey] = dict(
             None,
             "Most records/s one receiver stores, with or without backpressure (unset or 0: "
             "no limit).",
+        ),
+        _k(
+            "dstreams.streaming.receiver.writeAheadLog.enable",
+            "false",
+            "Write every received block to a log in the checkpoint directory before it counts "
+            "as received, so a driver restart reads it back (needs `ssc.checkpoint(dir)`).",
+        ),
+        _k(
+            "dstreams.streaming.receiver.writeAheadLog.rollingIntervalSecs",
+            "60",
+            "Seconds of blocks per write-ahead-log segment; a segment is deleted once every "
+            "batch that used it is checkpointed.",
         ),
         _k(
             "dstreams.streaming.stopGracefullyOnShutdown",
@@ -342,8 +364,20 @@ class Conf:
     def contains(self, key: str) -> bool:
         return canonical_key(key) in self._settings
 
+    def redacted(self) -> list[tuple[str, str]]:
+        """``getAll()`` with the values of keys matching ``dstreams.redaction.regex`` hidden."""
+        pattern = self._settings.get("dstreams.redaction.regex")
+        try:
+            rx = re.compile(pattern or KEYS["dstreams.redaction.regex"].default or "")
+        except re.error as e:
+            raise ValueError(
+                f"dstreams.redaction.regex={pattern!r} is not a regular expression: {e}"
+            ) from None
+        return [(k, REDACTED if rx.search(k) else v) for k, v in self.getAll()]
+
     def toDebugString(self) -> str:
-        return "\n".join(f"{k}={v}" for k, v in self.getAll())
+        """One ``key=value`` per line, secrets redacted (as SparkConf's)."""
+        return "\n".join(f"{k}={v}" for k, v in self.redacted())
 
     # typed accessors used by the engine: they fall back to the registry's defaults
     def _value(self, key: str) -> str | None:
@@ -389,7 +423,7 @@ class Conf:
         return c
 
     def __repr__(self) -> str:
-        return f"Conf({self._settings!r})"
+        return f"Conf({dict(self.redacted())!r})"
 
 
 def _markdown() -> str:

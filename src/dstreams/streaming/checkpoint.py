@@ -43,7 +43,6 @@ __all__ = [
     "CheckpointWriteError",
     "FORMAT",
     "program_fingerprint",
-    "redact",
 ]
 
 _log = logging.getLogger(__name__)
@@ -52,9 +51,6 @@ FORMAT = 1
 MAGIC = b"DSTRMCK1"
 _HEADER = struct.Struct(">8sIQI")  # magic, format, body length, CRC-32
 _NAME = re.compile(r"^checkpoint-(\d+)$")
-
-#: keys whose values are secrets (Spark's spark.redaction.regex default)
-DEFAULT_REDACTION = r"(?i)secret|password|token|access[.]?key"
 
 
 class CheckpointError(DStreamsError):
@@ -88,12 +84,6 @@ class Checkpoint:
     #: the receiver tracker's allocations and epoch
     receivers: dict[str, Any] = field(default_factory=dict)
     format: int = FORMAT
-
-
-def redact(pairs: list[tuple[str, str]], pattern: str = DEFAULT_REDACTION) -> list[tuple[str, str]]:
-    """``pairs`` with the values of secret-looking keys replaced, for logs and messages."""
-    rx = re.compile(pattern)
-    return [(k, "*********(redacted)" if rx.search(k) else v) for k, v in pairs]
 
 
 def _frame(body: bytes) -> bytes:

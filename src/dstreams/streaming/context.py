@@ -302,6 +302,14 @@ class StreamingContext:
                 store = CheckpointStore(self._checkpoint_dir)
                 self._checkpointer = MetadataCheckpointer(self, store, self._program)
             if self._checkpointer is not None:
+                from dstreams.streaming.operators.input import QueueInputDStream
+
+                if any(isinstance(i, QueueInputDStream) for i in self._graph.inputs):
+                    _log.warning(
+                        "queueStream's queued RDDs are not checkpointed: after a recovery from "
+                        "%s the queue stream starts empty",
+                        self._checkpoint_dir,
+                    )
                 try:
                     self._checkpointer.write_graph()  # a function that cannot be pickled fails here
                     if recovered is None:

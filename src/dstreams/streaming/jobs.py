@@ -23,6 +23,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dstreams.errors import JobCancelledError
 from dstreams.streaming._util import Deadline
 from dstreams.streaming.clock import ManualClock
 from dstreams.streaming.listener import (
@@ -414,7 +415,10 @@ class JobScheduler:
             job.func()
         except Exception as e:  # noqa: BLE001 - fails this batch only
             failure = f"{type(e).__name__}: {e}"
-            self.report_error(f"Error running job {job}", e)
+            if self._drop and isinstance(e, JobCancelledError):
+                _log.info("job %s was cancelled by stop()", job)  # asked for: not an error
+            else:
+                self.report_error(f"Error running job {job}", e)
         info = OutputOperationInfo(
             job.time_ms,
             job.output_id,

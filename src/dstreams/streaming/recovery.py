@@ -28,7 +28,6 @@ from dstreams.streaming.checkpoint import (
     CheckpointError,
     CheckpointStore,
     program_fingerprint,
-    redact,
 )
 
 if TYPE_CHECKING:
@@ -156,5 +155,5 @@ def _context_for(cp: Checkpoint) -> Any:
     conf = Conf(loadDefaults=False).setAll(cp.conf)
     for k, v in Conf().getAll():  # what this launch says (dstreams submit, environment) wins
         conf.set(k, v)
-    _log.info("recreating the Context with %s", redact(conf.getAll()))
+    _log.info("recreating the Context with %s", conf.redacted())
     return Context(conf=conf)
