@@ -76,6 +76,14 @@ def child(port: int, directory: str) -> int:
         def onBatchCompleted(self, batchCompleted: Any) -> None:
             info = batchCompleted.batchInfo()
             t = info.batchTime().milliseconds()
+            if self.restart_ms is not None:  # the batches re-run before the first new one
+                emit(
+                    "batch",
+                    batch=t,
+                    processing=info.processingDelay(),
+                    scheduling=info.schedulingDelay(),
+                    records=info.numRecords(),
+                )
             if self.restart_ms is not None and t >= self.restart_ms:
                 emit("first-new-batch", batch=t, processing=info.processingDelay())
                 self.restart_ms = None
@@ -144,6 +152,7 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=20_000, help="words per second")
     ap.add_argument("--keys", type=int, default=10_000, help="vocabulary (state keys)")
     ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--verbose", action="store_true", help="print each re-run batch")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     print(
@@ -174,6 +183,13 @@ def main() -> int:
                 first["wall"] - killed,
             )
             rows.append(row)
+            if a.verbose:
+                for e in driver.events:
+                    if e.get("event") == "batch":
+                        print(
+                            f"  re-run batch {e['batch']}: {e['records']} records, scheduling "
+                            f"{e['scheduling']} ms, processing {e['processing']} ms"
+                        )
             print(
                 f"restart {k + 1}: getOrCreate {row[0]:.2f} s, start() {row[1]:.2f} s, "
                 f"first new batch {row[2]:.2f} s after the restart ({row[3]:.2f} s after the "

@@ -8,7 +8,13 @@ stopping it 80 % of every 50 ms (``--mode slow``). The figure is that batch's pr
 over the median of normal batches, with ``dstreams.speculation`` off and on, and the scheduling
 delay of the batches after it. Target: at most 1.5x with speculation; later batches not delayed.
 
-Run:  python benchmarks/streaming_speculation.py [--mode stop|slow] [--rate 100000] [--repeat 3]
+The receiver runs on one of the three workers. By default (``--victim task``) the disturbed
+worker is one that only runs tasks: that is what speculation is for. With ``--victim receiver``
+it is the receiver's: then the source is not read for 4 s either (no speculation can read a
+stopped receiver's socket), and the batches after it carry the backlog.
+
+Run:  python benchmarks/streaming_speculation.py [--mode stop|slow] [--victim task|receiver]
+      [--rate 100000] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -68,7 +74,9 @@ def disturb(pid: int, mode: str, seconds: float) -> None:
         time.sleep(0.01)
 
 
-def run(rate: int, speculation: bool, mode: str, warmup: int, after: int) -> dict[str, Any]:
+def run(
+    rate: int, speculation: bool, mode: str, warmup: int, after: int, victim_kind: str
+) -> dict[str, Any]:
     source = TextSource(rate)
     conf = Conf().setAll(
         [
@@ -92,7 +100,12 @@ def run(rate: int, speculation: bool, mode: str, warmup: int, after: int) -> dic
         starts.event.wait(30)
         hit = starts.started[-1]
         time.sleep(min(0.15, normal / 4))  # in the middle of the batch's map stage
-        victim = sorted(sc._backend.worker_pids().values())[0]
+        pids = sc._backend.worker_pids()
+        receiver_at = set(ssc._receiver_tracker.placements().values())
+        if victim_kind == "receiver":
+            victim = pids[sorted(receiver_at)[0]]
+        else:  # a worker that only runs tasks
+            victim = pids[sorted(e for e in pids if e not in receiver_at)[0]]
         disturb(victim, mode, 4.0)
         stats.wait_for(len(stats.batches) + after, after * BATCH * 10 + 60)
     finally:
@@ -116,15 +129,22 @@ def main() -> int:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--after", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument(
+        "--victim",
+        choices=["task", "receiver"],
+        default="task",
+        help="disturb a worker that only runs tasks, or the one that runs the receiver",
+    )
     a = ap.parse_args()
     print(
-        f"# one of 3 workers {'stopped' if a.mode == 'stop' else 'slowed 5x'} for 4 s mid-batch; "
+        f"# one of 3 workers ({a.victim} worker) "
+        f"{'stopped' if a.mode == 'stop' else 'slowed 5x'} for 4 s mid-batch; "
         f"{a.rate} words/s, {BATCH}s batches, 6 map + 3 reduce tasks; {load_note()}"
     )
     for spec in (False, True):
         ratios = []
         for _ in range(a.repeat):
-            r = run(a.rate, spec, a.mode, a.warmup, a.after)
+            r = run(a.rate, spec, a.mode, a.warmup, a.after, a.victim)
             ratios.append(r["ratio"])
             print(
                 f"speculation {'on ' if spec else 'off'}: normal batch {r['normal']:.0f} ms; the "

@@ -10,11 +10,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_example(name: str) -> str:
+def run_example(name: str, *args: str) -> str:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
     out = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / name)],
+        [sys.executable, str(ROOT / "examples" / name), *args],
         capture_output=True,
         text=True,
         timeout=90,
@@ -39,3 +39,8 @@ def test_transform_join_flags_outliers_and_unknown_products():
     assert "('apple', 1.05, 1.0, 'ok')" in out
     assert "('tea', 4.0, None, 'unknown product')" in out
     assert "('bread', 2.4, 2.5, 'ok')" in out
+
+
+def test_exactly_once_wordcount_counts_every_file_once_across_a_restart():
+    out = run_example("exactly_once_wordcount.py", "--selftest")
+    assert out.split("\n")[-5:] == ["apple 3", "banana 2", "cherry 1", "durian 1", ""], out

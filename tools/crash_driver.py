@@ -53,7 +53,10 @@ class LogReceiver(Receiver):
             if len(lines) <= pos:
                 try:
                     with open(self.path) as fh:
-                        lines = fh.read().splitlines()
+                        text = fh.read()
+                    # the writer may be mid-line: only complete lines count, or the rest of
+                    # a torn line would never be read
+                    lines = text[: text.rfind("\n") + 1].splitlines()
                 except FileNotFoundError:
                     lines = []
             chunk = lines[pos : pos + CHUNK]

@@ -205,6 +205,13 @@ KEYS: dict[str, ConfigKey] = dict(
             "no limit).",
         ),
         _k(
+            "dstreams.streaming.receiver.replicaTimeout",
+            "1s",
+            "Longest a receiver waits for its replica executor to take a block; past it the "
+            "block is kept with one copy (and the write-ahead log, when on) and a warning is "
+            "logged, so a stopped peer does not stop ingestion.",
+        ),
+        _k(
             "dstreams.streaming.receiver.writeAheadLog.enable",
             "false",
             "Write every received block to a log in the checkpoint directory before it counts "

@@ -53,7 +53,7 @@ class SimulatedBackend(ExecutorBackend):
             "sim-0",
             self._worker.server.address,
             self._worker.store,
-            self._worker.client,
+            lambda: self._worker.client,
             lambda msg: self.receiver_events.put(ReceiverMessage("sim-0", *msg[1:])),
             clock,
         )

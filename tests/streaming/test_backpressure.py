@@ -117,6 +117,22 @@ def test_the_limiter_lets_a_burst_through_and_makes_the_rest_wait() -> None:
     assert done.wait(5)
 
 
+def test_a_big_store_picks_up_a_new_rate_midway() -> None:
+    """10,000 records at 100/s would take 100 s; once the rate is raised they pass at once."""
+    clock = ManualClock(0)
+    limiter = RateLimiter(clock, rate=100, burst_ms=100)
+    done = _acquire_in_thread(limiter, 10_000)
+    for _ in range(3):  # a few bursts go through at the low rate
+        assert not done.wait(0.05)
+        clock.advance(100)
+    limiter.set_rate(1_000_000)
+    deadline = time.monotonic() + 5
+    while not done.is_set() and time.monotonic() < deadline:
+        clock.advance(10)  # the next burst is granted at the new rate
+        done.wait(0.02)
+    assert done.is_set() and clock.getTimeMillis() < 1000
+
+
 def test_the_limiter_follows_rate_changes_and_ignores_nonsense() -> None:
     clock = ManualClock(0)
     limiter = RateLimiter(clock)

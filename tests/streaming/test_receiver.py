@@ -58,7 +58,7 @@ class FakeDriver:
         self.blocks: list[BlockInfo] = []
         self.store = BlockStore()
         self.host = ReceiverHost(
-            "e1", "addr", self.store, BlockClient(b"k"), self.messages.put, ManualClock()
+            "e1", "addr", self.store, lambda: BlockClient(b"k"), self.messages.put, ManualClock()
         )
         self.refuse: Any = object()  # blocks whose metadata equals this are refused
 
@@ -175,7 +175,8 @@ class Lines(Receiver):
         while not self.isStopped():
             try:
                 with open(self.inbox) as fh:
-                    lines = fh.read().splitlines()
+                    text = fh.read()
+                lines = text[: text.rfind("\n") + 1].splitlines()  # complete lines only
             except FileNotFoundError:
                 lines = []
             if len(lines) > seen:
@@ -259,5 +260,52 @@ def test_two_receivers_leave_every_task_slot_free(sc: Any, tmp_path: Any) -> Non
         assert all(ex.slots == ex.free for ex in sc._runner.dag.executors.values())
         run_batches(ssc, 1)
         assert sink.results == [[f"r{i}" for i in range(n)]]
+    finally:
+        ssc.stop(stopSparkContext=False)
+
+
+def test_a_stopped_replica_does_not_stop_ingestion(sc: Any, tmp_path: Any) -> None:
+    """The replica's worker is stopped: blocks go on with one copy, and two once it resumes."""
+    deadline = time.monotonic() + 30
+    while len(sc._backend.executor_ids()) < 2:  # a replacement may still be starting
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    inbox = tmp_path / "inbox"
+    ssc = manual_context(sc, 1)
+    lines = ssc.receiverStream(Lines(str(inbox)))
+    sink = CollectingSink(lines, sort=True)
+    ssc.start()
+    tracker = ssc._receiver_tracker
+    try:
+        _feed(inbox, ["a"])
+        assert tracker.wait_for_received(1, 20)
+        where = tracker.placements()[lines.id]
+        (peer,) = [e for e in sc._backend.executor_ids() if e != where]
+        pid = sc._backend.worker_pids()[peer]
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            for i, word in enumerate(["b", "c", "d"]):
+                _feed(inbox, [word])
+                assert tracker.wait_for_received(2 + i, 20)
+            # one store may wait out the replica timeout (1 s) before the peer is known silent
+            assert time.monotonic() - t0 < 5, "ingestion waited on the stopped replica"
+            newest = list(tracker.blocks._unallocated[lines.id])[-1]
+            assert [loc[0] for loc in newest.locations] == [where], "a copy on a stopped peer"
+            run_batches(ssc, 1)  # the batch runs on the executor that answers
+            assert sink.results == [["a", "b", "c", "d"]]
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        # once the peer answers again (and the receiver has heard so), blocks get two copies
+        deadline, n = time.monotonic() + 10, 4
+        while True:
+            n += 1
+            _feed(inbox, [f"w{n}"])
+            assert tracker.wait_for_received(n, 20)
+            newest = list(tracker.blocks._unallocated[lines.id])[-1]
+            if sorted(loc[0] for loc in newest.locations) == sorted([where, peer]):
+                break
+            assert time.monotonic() < deadline, "blocks never got a replica again"
+            time.sleep(0.1)
     finally:
         ssc.stop(stopSparkContext=False)

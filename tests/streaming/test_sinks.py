@@ -170,7 +170,7 @@ def test_two_live_attempts_of_a_partition_commit_once(tmp_path, kind):
             sink: Any = FileSink(str(tmp_path / "out"), "zombie")
         else:
             sink = SQLiteSink(str(tmp_path / "out.db"), "rows", "zombie", ["k"])
-        writing, go = tmp_path / "writing", tmp_path / "go"
+        writing, go, tried = tmp_path / "writing", tmp_path / "go", tmp_path / "tried"
 
         class Slow:
             """Wraps a sink: the first attempt stops between write and commit until ``go``."""
@@ -194,7 +194,12 @@ def test_two_live_attempts_of_a_partition_commit_once(tmp_path, kind):
                             pass
 
             def commit(self) -> None:
-                self.inner.commit()
+                try:
+                    self.inner.commit()
+                finally:
+                    tc = TaskContext.get()
+                    if tc is not None and tc.attemptNumber() == 0:
+                        tried.write_text("")  # the zombie's commit returned (or raised)
 
             def abort(self, e: Any) -> None:
                 self.inner.abort(e)
@@ -218,7 +223,10 @@ def test_two_live_attempts_of_a_partition_commit_once(tmp_path, kind):
         assert result == [1]
         go.write_text("")
         os.kill(pid, signal.SIGCONT)  # the zombie resumes and tries to commit too
-        time.sleep(1.0)
+        deadline = time.monotonic() + 30
+        while not tried.exists():
+            assert time.monotonic() < deadline, "the resumed attempt never reached its commit"
+            time.sleep(0.01)
         if kind == "file":
             parts = sink.committed()[7000]
             assert list(parts) == [0] and parts[0] == ["(1,)", "(2,)"]

@@ -28,7 +28,8 @@ Receivers (``streaming/receiver_host.py`` runs them on the executor):
   the executor's task slots. ``receiver_command`` sends it ``stop``, ``rate``, ``flush``,
   ``peer`` and ``ack`` commands, in order.
 * What receivers say comes back as ``ReceiverMessage`` events on ``receiver_events``, in the
-  order each receiver sent them; ``ExecutorAdded`` and ``ExecutorLost`` are posted there too.
+  order each receiver sent them; ``ExecutorAdded``, ``ExecutorLost``, ``ExecutorUnresponsive``
+  and ``ExecutorResponsive`` are posted there too.
 * ``remove_input_blocks`` drops a stream's received blocks up to a sequence number from every
   executor. Executors' block servers also accept blocks from peers (replicas).
 """

@@ -216,10 +216,14 @@ class LocalBackend(ExecutorBackend):
                 if silent > self._silence and not w.unresponsive:
                     w.unresponsive = True
                     log.warning("executor %s has not answered for %.1fs", w.executor_id, silent)
-                    self.events.put(ExecutorUnresponsive(w.executor_id, silent))
+                    event: Any = ExecutorUnresponsive(w.executor_id, silent)
+                    self.events.put(event)
+                    self.receiver_events.put(event)  # receivers stop replicating to it
                 elif silent <= self._silence and w.unresponsive:
                     w.unresponsive = False
-                    self.events.put(ExecutorResponsive(w.executor_id))
+                    event = ExecutorResponsive(w.executor_id)
+                    self.events.put(event)
+                    self.receiver_events.put(event)
                 # a worker stopped mid-send holds the lock: never block the monitor on it
                 if w.lock.acquire(blocking=False):
                     try:

@@ -285,7 +285,7 @@ class Worker:
                 self.executor_id,
                 self.server.address,
                 self.store,
-                BlockClient(self._authkey),  # its own: tasks use self.client meanwhile
+                lambda: BlockClient(self._authkey),  # their own: tasks use self.client
                 self._send,
                 SystemClock(),
             )

@@ -66,6 +66,8 @@ class ReceiverSettings:
     wal_rolling_ms: int = 60_000
     #: a peer executor to replicate each block to before it counts (None: no replica)
     replica: Location | None = None
+    #: how long a block waits for the replica before it goes on with one copy
+    replica_timeout_ms: int = 1000
     #: the metadata of the newest block the driver has (``Receiver.lastStoredMetadata``)
     last_metadata: Any = None
     restart_delay_ms: int = 2000

@@ -52,6 +52,7 @@ _DEFAULTS: dict[str, str] = {
     "dstreams.streaming.stopGracefullyOnShutdown": "false",
     "dstreams.streaming.receiver.writeAheadLog.enable": "false",
     "dstreams.streaming.receiver.writeAheadLog.rollingIntervalSecs": "60",
+    "dstreams.streaming.receiver.replicaTimeout": "1s",
 }
 
 
@@ -132,6 +133,7 @@ class StreamingContext:
             self._conf_ms("dstreams.streaming.receiverRestartDelay"),
             self._rates,
             self._wal_dir,
+            self._conf_ms("dstreams.streaming.receiver.replicaTimeout"),
         )
         self._scheduler = JobScheduler(self)
         self._generator = JobGenerator(self)

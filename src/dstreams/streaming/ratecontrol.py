@@ -131,17 +131,34 @@ class RateLimiter:
             self._rate = rate
 
     def acquire(self, n: int, interrupt: threading.Event | None = None) -> bool:
-        """Block until ``n`` permits are available at the current rate; True when granted."""
+        """Block until ``n`` permits are granted at the current rate; True when granted."""
+        left = n
+        while left > 0:
+            granted = self.acquire_some(left, interrupt)
+            if granted == 0:
+                return False
+            left -= granted
+        return True
+
+    def acquire_some(self, n: int, interrupt: threading.Event | None = None) -> int:
+        """Grant up to ``n`` permits, at most one burst's worth; block until then.
+
+        Returns how many were granted (0: interrupted). Taking a big request a burst at a
+        time lets a new rate take effect in the middle of it: a store of 10,000 records that
+        arrives when the rate is 100/s does not hold the receiver for 100 s after backpressure
+        has raised the rate again.
+        """
         if n <= 0:
-            return True
+            return 0
         with self._lock:
             rate = self._rate
             if rate is None:
-                return True
+                return n
+            take = min(n, max(1, math.ceil(rate * self._burst_ms / 1000.0)))
             # the generic cell rate algorithm: ``_next_free`` is the theoretical arrival time
             now = float(self.clock.getTimeMillis())
             start = max(self._next_free, now)
-            self._next_free = start + n * 1000.0 / rate
+            self._next_free = start + take * 1000.0 / rate
             wait_until = self._next_free - self._burst_ms
         if wait_until > now:
             with self._lock:
@@ -152,8 +169,8 @@ class RateLimiter:
                 with self._lock:
                     self._waiting -= 1
             if interrupt is not None and interrupt.is_set():
-                return False
-        return True
+                return 0
+        return take
 
 
 @dataclass(frozen=True)

@@ -66,11 +66,20 @@ class BlockGenerator:
 
     def add(self, items: Iterable[Any]) -> None:
         items = items if isinstance(items, (list, tuple)) else list(items)
-        if self.limiter.rate is not None and not self.limiter.acquire(len(items), self._stop):
-            return  # stopped while throttled: the records stay in the source
-        with self._lock:
-            self._buffer.extend(items)
-            self.stored += len(items)
+        if self.limiter.rate is None:
+            with self._lock:
+                self._buffer.extend(items)
+                self.stored += len(items)
+            return
+        i = 0
+        while i < len(items):  # a burst at a time: blocks fill at the rate, as it changes
+            granted = self.limiter.acquire_some(len(items) - i, self._stop)
+            if granted == 0:
+                return  # stopped while throttled
+            with self._lock:
+                self._buffer.extend(items[i : i + granted])
+                self.stored += granted
+            i += granted
 
     def store_block(self, records: list[Any], metadata: Any) -> BlockInfo | None:
         if self.limiter.rate is not None and not self.limiter.acquire(len(records), self._stop):
@@ -138,6 +147,7 @@ class _Supervisor:
         self._restarting = threading.Event()
         self._lock = threading.Lock()
         self._acks: dict[tuple[int, int], tuple[threading.Event, list[bool]]] = {}
+        self._client = host.new_client()  # replicas: this receiver's own connections
         receiver.streamId = self.stream_id
         receiver._host = self
 
@@ -226,12 +236,8 @@ class _Supervisor:
         if host.store.put_cached(key, payload, True, True):
             locations.append((host.executor_id, host.address))
         peer = self.settings.replica
-        if peer is not None:
-            try:
-                host.client.put(peer[1], [(key, payload)])
-                locations.append(peer)
-            except OSError as e:
-                _log.warning("receiver %s: replica %s unavailable: %s", self.stream_id, peer[0], e)
+        if peer is not None and self._replicate(peer, key, payload):
+            locations.append(peer)
         handle = None
         if self._wal is not None:
             record = pickle.dumps((self.stream_id, seq, len(records), metadata, payload), 5)
@@ -261,6 +267,43 @@ class _Supervisor:
             self._acks.pop(seq, None)
         return info
 
+    def _replicate(self, peer: Any, key: Any, payload: bytes) -> bool:
+        """Put a copy of the block on ``peer``; False if it failed or took too long.
+
+        The put runs in a helper thread so that a peer that stopped answering (a stopped
+        process does not read its socket) holds this receiver for at most
+        ``replica_timeout_ms``; the connection it is stuck on is abandoned with it.
+        """
+        done, failure = threading.Event(), []
+        client = self._client
+
+        def put() -> None:
+            try:
+                client.put(peer[1], [(key, payload)])
+            except BaseException as e:  # noqa: BLE001 - reported below
+                failure.append(e)
+            finally:
+                done.set()
+
+        threading.Thread(target=put, name=f"replicate-{self.stream_id}", daemon=True).start()
+        if not done.wait(self.settings.replica_timeout_ms / 1000.0):
+            self._client = self.host.new_client()  # the old one is stuck in the put
+            _log.warning(
+                "receiver %s: replica %s did not take block %s within %d ms; it is kept with "
+                "one copy",
+                self.stream_id,
+                peer[0],
+                key,
+                self.settings.replica_timeout_ms,
+            )
+            return False
+        if failure:
+            _log.warning(
+                "receiver %s: replica %s unavailable: %s", self.stream_id, peer[0], failure[0]
+            )
+            return False
+        return True
+
     def acknowledged(self, seq: tuple[int, int], ok: bool) -> None:
         ack = self._acks.get(seq)
         if ack is not None:
@@ -276,12 +319,14 @@ class ReceiverHost:
         executor_id: str,
         address: Any,
         store: Any,
-        client: Any,
+        new_client: Callable[[], Any],
         send: Callable[[tuple[Any, ...]], None],
         clock: Clock,
     ) -> None:
         self.executor_id, self.address = executor_id, address
-        self.store, self.client, self.clock = store, client, clock
+        #: makes a block client (one per receiver: clients are not thread-safe)
+        self.new_client = new_client
+        self.store, self.clock = store, clock
         self._send = send
         self._supervisors: dict[int, _Supervisor] = {}
         self._commands: queue.SimpleQueue[Any] = queue.SimpleQueue()

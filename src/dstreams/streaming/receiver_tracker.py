@@ -184,17 +184,20 @@ class ReceiverTracker:
         restart_delay_ms: int,
         rates: Any = None,
         wal_dir: Callable[[int], str | None] | None = None,
+        replica_timeout_ms: int = 1000,
     ) -> None:
         from dstreams.streaming.ratecontrol import RateConfig
 
         self.clock, self.bus = clock, bus
         self.block_interval, self.restart_delay = block_interval_ms, restart_delay_ms
+        self.replica_timeout_ms = replica_timeout_ms
         self.rates = rates or RateConfig()
         self._wal_dir = wal_dir or (lambda stream_id: None)
         self.blocks = ReceivedBlockTracker()
         self._backend: Any = None
         self._placed: dict[int, _Placed] = {}
         self._executors: dict[str, Any] = {}  # executor id -> address
+        self._silent: set[str] = set()  # executors that stopped answering (they may resume)
         self._epochs = itertools.count(1)
         self._flushed: set[Any] = set()
         self._tokens = itertools.count()
@@ -358,8 +361,21 @@ class ReceiverTracker:
         return min(alive, key=lambda e: (load[e], e))
 
     def _replica(self, executor: str) -> Any:
-        others = sorted(e for e in self._executors if e != executor)
-        return (others[0], self._executors[others[0]]) if others else None
+        """The peer that keeps a copy of ``executor``'s blocks: a live one that answers.
+
+        An executor that stopped answering is never one: every store would wait on it (up to
+        ``dstreams.streaming.receiver.replicaTimeout``). With no other, blocks are kept with
+        one copy until it answers again, and ingestion goes on.
+        """
+        answering = sorted(e for e in self._executors if e != executor and e not in self._silent)
+        return (answering[0], self._executors[answering[0]]) if answering else None
+
+    def _repick_replicas(self) -> None:
+        """Tell every running receiver its (possibly new) replica (caller holds the lock)."""
+        for p in self._placed.values():
+            if p.executor is not None and not self._stopping:
+                replica = self._replica(p.executor)
+                self._backend.receiver_command(p.executor, p.stream_id, ("peer", replica))
 
     def _launch(self, placed: _Placed) -> None:
         """Start ``placed`` on the best executor (caller holds the condition)."""
@@ -378,6 +394,7 @@ class ReceiverTracker:
             rate=rate,
             wal_dir=self._wal_dir(placed.stream_id),
             replica=self._replica(executor),
+            replica_timeout_ms=self.replica_timeout_ms,
             last_metadata=latest.metadata if latest is not None else None,
             restart_delay_ms=self.restart_delay,
         )
@@ -491,7 +508,13 @@ class ReceiverTracker:
 
     # -- events from executors ------------------------------------------------------------------
     def _loop(self) -> None:
-        from dstreams.scheduler.events import ExecutorAdded, ExecutorLost, ReceiverMessage
+        from dstreams.scheduler.events import (
+            ExecutorAdded,
+            ExecutorLost,
+            ExecutorResponsive,
+            ExecutorUnresponsive,
+            ReceiverMessage,
+        )
 
         events = self._backend.receiver_events
         while True:
@@ -507,6 +530,13 @@ class ReceiverTracker:
                     self._on_executor_added(ev.executor_id, ev.address)
                 elif isinstance(ev, ExecutorLost):
                     self._on_executor_lost(ev.executor_id)
+                elif isinstance(ev, (ExecutorUnresponsive, ExecutorResponsive)):
+                    with self._cond:
+                        if isinstance(ev, ExecutorUnresponsive):
+                            self._silent.add(ev.executor_id)
+                        else:
+                            self._silent.discard(ev.executor_id)
+                        self._repick_replicas()
             except Exception:  # noqa: BLE001 - the tracker must keep running
                 _log.exception("receiver tracker failed on %r", ev)
 
@@ -554,6 +584,7 @@ class ReceiverTracker:
     def _on_executor_lost(self, executor_id: str) -> None:
         with self._cond:
             self._executors.pop(executor_id, None)
+            self._silent.discard(executor_id)
             for p in self._placed.values():
                 if p.executor == executor_id and p.wanted and not self._stopping:
                     p.active = False
