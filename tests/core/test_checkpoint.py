@@ -10,11 +10,11 @@ import pytest
 
 @pytest.fixture
 def ckdir(sc, tmp_path):
-    old = sc.getCheckpointDir()
+    old = sc._checkpoint_root, sc._checkpoint_dir
     d = tmp_path / "ck"
     sc.setCheckpointDir(str(d))
     yield d
-    sc._checkpoint_dir = old
+    sc._checkpoint_root, sc._checkpoint_dir = old
 
 
 def test_checkpoint_requires_a_directory(sc):
@@ -26,9 +26,14 @@ def test_checkpoint_requires_a_directory(sc):
         sc._checkpoint_dir = old
 
 
-def test_set_checkpoint_dir_creates_it(sc, ckdir):
-    assert ckdir.is_dir()
-    assert sc.getCheckpointDir() == str(ckdir)
+def test_set_checkpoint_dir_creates_a_subdirectory_of_its_own_as_spark(sc, ckdir):
+    import uuid
+
+    run_dir = sc.getCheckpointDir()
+    assert os.path.dirname(run_dir) == str(ckdir) and os.path.isdir(run_dir)
+    uuid.UUID(os.path.basename(run_dir))  # named by a UUID, as Spark's
+    sc.setCheckpointDir(str(ckdir))  # each call (each Context) gets a new one
+    assert sc.getCheckpointDir() != run_dir
     with pytest.raises(ValueError):
         sc.setCheckpointDir("")
 

@@ -21,11 +21,12 @@ def sc() -> Iterator[Any]:
 
 @pytest.fixture
 def ssc(sc: Any) -> Iterator[StreamingContext]:
-    checkpoint_dir = sc.getCheckpointDir()  # ssc.checkpoint() sets the Context's: restore it
+    # ssc.checkpoint() sets the Context's: restore it
+    saved = sc._checkpoint_root, sc._checkpoint_dir
     streaming = manual_context(sc, 1)
     yield streaming
     streaming.stop(stopSparkContext=False)
-    sc._checkpoint_dir = checkpoint_dir
+    sc._checkpoint_root, sc._checkpoint_dir = saved
 
 
 @pytest.fixture

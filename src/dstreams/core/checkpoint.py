@@ -2,9 +2,10 @@
 
 ``rdd.checkpoint()`` only marks the RDD. After the next job that computes it, the Context runs
 one more job that writes every partition to ``<checkpoint dir>/rdd-<id>/part-NNNNN`` (written to
-a temporary name, then renamed, so a reader never sees half a file). The RDD then reads from
-:class:`CheckpointRDD` and drops its dependencies, which truncates the lineage. The directory
-must be visible to the driver and every worker (a local path here, or shared storage).
+a temporary name, then renamed, so a reader never sees half a file). The checkpoint dir is the
+Context's own subdirectory of the one given to ``setCheckpointDir`` (see there). The RDD then
+reads from :class:`CheckpointRDD` and drops its dependencies, which truncates the lineage. The
+directory must be visible to the driver and every worker (a local path here, or shared storage).
 
 Each part file is ``MAGIC | length | CRC-32 | pickled records``: a truncated or damaged file is
 recognised (:class:`~dstreams.errors.CorruptCheckpointError`, naming it) instead of being read
@@ -19,7 +20,7 @@ import pickle
 import struct
 import weakref
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from dstreams.core.rdd import RDD
@@ -35,6 +36,7 @@ __all__ = [
     "write_checkpoint",
     "pending_checkpoints",
     "remove_checkpoint_dir",
+    "remove_orphaned_runs",
     "remove_when_unused",
     "verify_checkpoint",
     "read_part",
@@ -208,9 +210,9 @@ def _temporary_files(fs: Any, root: str) -> list[str]:
     return [n for n in names if n.rstrip("/").rsplit("/", 1)[-1].startswith(".part-")]
 
 
-def _remove_quietly(fs: Any, path: str) -> None:
+def _remove_quietly(fs: Any, path: str, recursive: bool = False) -> None:
     try:
-        fs.rm(path)
+        fs.rm(path, recursive=recursive)
     except (FileNotFoundError, OSError):
         pass
 
@@ -224,6 +226,49 @@ def remove_checkpoint_dir(path: str) -> None:
         fs.rm(root, recursive=True)
     except (FileNotFoundError, OSError):
         pass
+
+
+def remove_orphaned_runs(root: str, current: str, keep: Iterable[str]) -> int:
+    """Delete the RDD checkpoints that earlier Contexts left under ``root``; return how many.
+
+    Every Context writes its RDD checkpoints in a directory of its own under ``root`` (a
+    UUID, see ``Context.setCheckpointDir``). A driver that recovers from a metadata checkpoint
+    needs only the files that checkpoint names (``keep``); every other ``rdd-<id>`` of an
+    earlier run is an orphan (written by a driver that was killed before it recorded it, or
+    superseded), and so is a run directory left empty. The current run's directory is left
+    alone, and so is anything in ``root`` that is not named by a UUID.
+    """
+    import uuid
+
+    import fsspec
+
+    wanted = {tuple(p.rstrip("/").rsplit("/", 2)[-2:]) for p in keep}
+    fs, _, (base,) = fsspec.get_fs_token_paths(root)
+    mine = current.rstrip("/").rsplit("/", 1)[-1]
+    removed = 0
+    try:
+        entries = fs.ls(base, detail=True)
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+        if entry.get("type") != "directory" or name == mine:
+            continue
+        try:
+            uuid.UUID(name)
+        except ValueError:
+            continue
+        left = 0
+        for child in fs.ls(entry["name"], detail=False):
+            rdd_name = str(child).rstrip("/").rsplit("/", 1)[-1]
+            if (name, rdd_name) in wanted:
+                left += 1
+                continue
+            _remove_quietly(fs, child, recursive=True)
+            removed += 1
+        if not left:
+            _remove_quietly(fs, entry["name"], recursive=True)
+    return removed
 
 
 def verify_checkpoint(path: str, num_partitions: int) -> str | None:

@@ -135,7 +135,13 @@ class Context:
         self._start_ms = int(_wall_time() * 1000)
         self._rdd_ids = itertools.count()
         self._ids = itertools.count()
-        self._checkpoint_dir: str | None = self._conf.get_str("dstreams.checkpoint.dir")
+        #: the directory given to ``setCheckpointDir`` (None: not set); RDD checkpoints go in
+        #: ``_checkpoint_dir``, a subdirectory of it that belongs to this Context alone
+        self._checkpoint_root: str | None = None
+        self._checkpoint_dir: str | None = None
+        configured = self._conf.get_str("dstreams.checkpoint.dir")
+        if configured:
+            self.setCheckpointDir(configured)
         #: told of an engine checkpoint (``rdd._engine_checkpoint``) that could not be written,
         #: instead of failing the job that computed the RDD (a StreamingContext sets it)
         self._checkpoint_failure_handler: Callable[[RDD[Any], BaseException], None] | None = None
@@ -246,14 +252,23 @@ class Context:
         log.setLevel(level)
 
     def setCheckpointDir(self, dirName: str) -> None:
-        """Directory (any fsspec URL shared by all workers) for reliable RDD checkpoints."""
+        """Directory (any fsspec URL shared by all workers) for reliable RDD checkpoints.
+
+        As in Spark, the RDD checkpoints go in a new subdirectory named by a UUID, which
+        ``getCheckpointDir`` returns: RDD ids start again in every Context, so two Contexts
+        (a driver and the one that recovers it) must never write to the same ``rdd-<id>``.
+        """
         if not isinstance(dirName, str) or not dirName:
             raise ValueError(f"dirName={dirName!r} must be a non-empty path or URL")
+        import uuid
+
         import fsspec
 
-        fs, _, (root,) = fsspec.get_fs_token_paths(dirName)
+        run_dir = f"{dirName.rstrip('/')}/{uuid.uuid4()}"
+        fs, _, (root,) = fsspec.get_fs_token_paths(run_dir)
         fs.makedirs(root, exist_ok=True)
-        self._checkpoint_dir = dirName
+        self._checkpoint_root = dirName
+        self._checkpoint_dir = run_dir
 
     def getCheckpointDir(self) -> str | None:
         return self._checkpoint_dir

@@ -442,7 +442,14 @@ def main() -> None:
     disk_dir = os.environ.get("DSTREAMS_WORKER_DIR") or None
     if disk_dir is not None:
         os.makedirs(disk_dir, exist_ok=True)
-    conn = Client(address, family="AF_UNIX", authkey=authkey)
+    try:
+        conn = Client(address, family="AF_UNIX", authkey=authkey)
+    except (ConnectionRefusedError, FileNotFoundError):
+        # the driver went away while this worker started (it was killed, or stopped): there
+        # is nobody to serve, and nothing to report
+        if disk_dir is not None:
+            shutil.rmtree(disk_dir, ignore_errors=True)
+        os._exit(0)
     try:
         Worker(executor_id, conn, authkey, int(limit) if limit else None, disk_dir).serve()
     finally:

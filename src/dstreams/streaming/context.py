@@ -159,6 +159,7 @@ class StreamingContext:
         self._checkpoint_dir = store.directory
         self._sc.setCheckpointDir(store.directory)
         graph.restore_checkpoint(cp.streams)
+        self._remove_orphaned_checkpoints(store.directory)
         self._receiver_tracker.restore(cp.receivers, self._wal_dir)
         self._program = program
         self._recovered_from = cp
@@ -452,6 +453,19 @@ class StreamingContext:
     def remember(self, duration: float) -> None:
         """Keep every stream's RDDs for at least ``duration`` seconds (e.g. for ``slice``)."""
         self._graph.remember(to_ms(duration, "remember duration"))
+
+    def _remove_orphaned_checkpoints(self, directory: str) -> None:
+        """Delete the RDD checkpoints of earlier drivers that the recovered state does not use."""
+        from dstreams.core.checkpoint import remove_orphaned_runs
+
+        keep = [info[1] for s in self._graph._all_streams() for info in s._ckpt_rdds.values()]
+        current = self._sc.getCheckpointDir()
+        assert current is not None
+        removed = remove_orphaned_runs(directory, current, keep)
+        if removed:
+            _log.info(
+                "removed %d RDD checkpoints that earlier drivers left in %s", removed, directory
+            )
 
     def checkpoint(self, directory: str) -> None:
         """Checkpoint to ``directory`` (any fsspec URL): state RDDs, and the driver's metadata.

@@ -177,6 +177,8 @@ class JobGenerator:
         self._thread: threading.Thread | None = None
         self.last_generated_ms: int | None = None
         self._held: list[JobSet] = []  # generated, waiting for their checkpoint to be written
+        #: batches a restart will run again that are not generated yet: still pending
+        self._rerun: set[int] = set()
 
     def start(self, first_ms: int) -> None:
         """Start the event loop, then the timer (first batch at ``first_ms``)."""
@@ -215,7 +217,10 @@ class JobGenerator:
 
     def _generate(self, time_ms: int) -> None:
         ssc = self.ssc
-        self.last_generated_ms = time_ms  # first: a graceful stop waits for this batch
+        # first: a graceful stop waits for this batch. A re-run batch may be older than the
+        # newest one generated before the restart, which stays the newest
+        self.last_generated_ms = max(self.last_generated_ms or time_ms, time_ms)
+        self._rerun.discard(time_ms)
         ssc._receiver_tracker.allocate_blocks_to_batch(time_ms)
         try:
             jobs = ssc._graph.generate_jobs(time_ms)
@@ -242,7 +247,7 @@ class JobGenerator:
             self.ssc._scheduler.submit(job_set)
             return
         self._held.append(job_set)
-        pending = self.ssc._scheduler.pending_times() + [j.time_ms for j in self._held]
+        pending = self._pending()
         try:
             ck.write(job_set.time_ms, pending, self.last_generated_ms)
         except OSError as e:
@@ -254,6 +259,13 @@ class JobGenerator:
         for js in held:
             self.ssc._scheduler.submit(js)
 
+    def _pending(self) -> list[int]:
+        """Every batch generated, or due to run again, that has not completed."""
+        pending = set(self.ssc._scheduler.pending_times())
+        pending.update(j.time_ms for j in self._held)
+        pending.update(self._rerun)
+        return sorted(pending)
+
     def _complete(self, time_ms: int) -> None:
         """After batch ``time_ms``: forget old RDDs, record state checkpoints, checkpoint."""
         ssc = self.ssc
@@ -262,8 +274,7 @@ class JobGenerator:
         ck = ssc._checkpointer
         if ck is None:
             return
-        pending = [t for t in ssc._scheduler.pending_times() if t != time_ms]
-        pending += [j.time_ms for j in self._held]
+        pending = [t for t in self._pending() if t != time_ms]
         try:
             ck.write(time_ms, pending, self.last_generated_ms)
         except OSError as e:
@@ -297,6 +308,11 @@ class JobGenerator:
             len(down),
             ", ".join(str(t) for t in times[:10]) + (" ..." if len(times) > 10 else ""),
         )
+        # until they are generated again, the re-runs stay pending in every checkpoint written
+        # meanwhile, and the newest batch generated stays the checkpoint's: a crash during the
+        # re-runs must find all of them again, each with its recorded plan
+        self.last_generated_ms = cp.last_generated_ms
+        self._rerun = set(times)
         self._thread = threading.Thread(target=self._loop, name="JobGenerator", daemon=True)
         self._thread.start()
         if times:

@@ -125,7 +125,7 @@ class BatchCommits:
 
     def _directory(self) -> str | None:
         ssc = self._stream._ssc
-        directory = ssc._checkpoint_dir or ssc._sc.getCheckpointDir()
+        directory = ssc._checkpoint_dir or ssc._sc._checkpoint_root
         if not directory:
             return None
         return f"{directory.rstrip('/')}/commits/{self.name}"
