@@ -242,7 +242,7 @@ class Worker:
                     self.store.remove_matching(msg[1], msg[2])
             elif kind == "stop":
                 if self._host is not None:
-                    self._host.stop_all()
+                    self._host.stop_all(driver_gone=msg[1:] == ("gone",))
                 return
 
     def _send(self, reply: Any) -> None:
@@ -256,7 +256,7 @@ class Worker:
             try:
                 msg = pickle.loads(recv())
             except (EOFError, OSError):
-                put(("stop",))  # the driver is gone
+                put(("stop", "gone"))  # the driver is gone
                 return
             kind = msg[0]
             if kind == "task":

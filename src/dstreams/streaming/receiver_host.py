@@ -382,9 +382,17 @@ class ReceiverHost:
         else:
             raise ValueError(f"unknown receiver command {kind!r}")
 
-    def stop_all(self) -> None:
+    def stop_all(self, driver_gone: bool = False) -> None:
+        """Stop every receiver; with ``driver_gone`` (its connection closed), quickly.
+
+        A driver that is gone allocates nothing more, and peers go with it: the last blocks are
+        still cut and logged (the write-ahead log is what a recovered driver reads), but not
+        replicated, and the receivers get a short time to stop.
+        """
         for sup in list(self._supervisors.values()):
-            sup.stop()
+            if driver_gone:
+                sup.settings = _with(sup.settings, replica=None)
+            sup.stop(timeout=0.2 if driver_gone else 1.0)
         self._supervisors.clear()
 
 
