@@ -29,6 +29,7 @@ import logging
 import pickle
 import queue
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -44,6 +45,8 @@ _log = logging.getLogger(__name__)
 
 #: how long storeMany waits for the driver to accept a block (Spark's blockStoreTimeout)
 ACK_TIMEOUT = 30.0
+#: seconds before a replica that timed out is tried again (unless the driver names one)
+REPLICA_RETRY_S = 10.0
 
 
 class BlockGenerator:
@@ -148,6 +151,8 @@ class _Supervisor:
         self._lock = threading.Lock()
         self._acks: dict[tuple[int, int], tuple[threading.Event, list[bool]]] = {}
         self._client = host.new_client()  # replicas: this receiver's own connections
+        #: a replica that timed out, and when to try it again
+        self._benched: tuple[Any, float] | None = None
         receiver.streamId = self.stream_id
         receiver._host = self
 
@@ -236,6 +241,10 @@ class _Supervisor:
         if host.store.put_cached(key, payload, True, True):
             locations.append((host.executor_id, host.address))
         peer = self.settings.replica
+        benched = self._benched
+        if peer is None and benched is not None and time.monotonic() >= benched[1]:
+            peer, self._benched = benched[0], None  # try the slow peer again
+            self.set_replica(peer)
         if peer is not None and self._replicate(peer, key, payload):
             locations.append(peer)
         handle = None
@@ -267,6 +276,13 @@ class _Supervisor:
             self._acks.pop(seq, None)
         return info
 
+    def set_replica(self, peer: Any) -> None:
+        """Replicate to ``peer`` from now on (None: keep one copy)."""
+        if peer is not None:
+            self._benched = None
+        self.settings = _with(self.settings, replica=peer)
+        self.generator.settings = self.settings
+
     def _replicate(self, peer: Any, key: Any, payload: bytes) -> bool:
         """Put a copy of the block on ``peer``; False if it failed or took too long.
 
@@ -288,9 +304,15 @@ class _Supervisor:
         threading.Thread(target=put, name=f"replicate-{self.stream_id}", daemon=True).start()
         if not done.wait(self.settings.replica_timeout_ms / 1000.0):
             self._client = self.host.new_client()  # the old one is stuck in the put
+            if self.settings.replica == peer:
+                # one stall per stopped peer, not one per block: not again until the driver
+                # names a replica (when this one answers again, or another) or, for a peer
+                # that was only slow, until REPLICA_RETRY_S have passed
+                self.set_replica(None)
+                self._benched = (peer, time.monotonic() + REPLICA_RETRY_S)
             _log.warning(
                 "receiver %s: replica %s did not take block %s within %d ms; it is kept with "
-                "one copy",
+                "one copy, and blocks are not replicated until the driver names a replica",
                 self.stream_id,
                 peer[0],
                 key,
@@ -337,10 +359,16 @@ class ReceiverHost:
 
     def handle(self, stream_id: int, command: tuple[Any, ...]) -> None:
         """Accept a driver command (from the executor's reader thread: never blocks)."""
-        if command[0] == "ack":
+        if command[0] in ("ack", "peer"):
+            # applied at once: a new replica must not wait behind a flush that is itself
+            # waiting on the old one (a stopped peer)
             sup = self._supervisors.get(stream_id)
-            if sup is not None:
+            if sup is None:
+                return
+            if command[0] == "ack":
                 sup.acknowledged(command[1], command[2])
+            else:
+                sup.set_replica(command[1])
             return
         self._commands.put((stream_id, command))
 
@@ -376,9 +404,6 @@ class ReceiverHost:
         elif kind == "flush":
             sup.generator.cut()
             self.send(stream_id, "flushed", command[1])
-        elif kind == "peer":
-            sup.settings = _with(sup.settings, replica=command[1])
-            sup.generator.settings = sup.settings
         else:
             raise ValueError(f"unknown receiver command {kind!r}")
 
