@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from operator import add
+from typing import Any
 
 import pytest
 from harness import FakeContext, Harness, failed, kills, launches, merges, parts, succeeded
@@ -698,3 +699,73 @@ def test_with_speculation_the_running_task_of_an_unresponsive_executor_is_copied
     assert copy.spec.partition == stuck.spec.partition and copy.executor_id == "a"
     out = h.finish(copy)
     assert succeeded(out) and [k.task_id for k in kills(out)] == [stuck.spec.task_id]
+
+
+def test_with_speculation_readers_of_an_unresponsive_executor_fetch_recomputed_outputs(ctx):
+    """A stopped executor holds map outputs: readers waiting on it are killed, maps re-run."""
+    from dstreams.scheduler.events import ExecutorUnresponsive
+
+    h = Harness({"a": 2, "b": 2, "c": 2}, speculation=SPEC)
+    rdd = shuffled(ctx, maps=6, reduces=3)
+    maps, res = map_stage_done(h, rdd)
+    sid = maps[0].spec.shuffle_id
+    on_b = sorted(m.spec.partition for m in maps if m.executor_id == "b")
+    assert on_b and len(res) == 3
+    h.now = 0.1
+    out = h.handle(ExecutorUnresponsive("b", 0.4))
+    waiting = {r.spec.task_id for r in res if r.executor_id != "b"}
+    assert {k.task_id for k in kills(out)} == waiting, "the readers waiting on b are killed"
+    again = launches(out)
+    assert sorted(a.spec.partition for a in again) == on_b
+    assert all(not a.stage.is_result and a.executor_id != "b" for a in again)
+    for r in res:
+        if r.spec.task_id in waiting:
+            h.fail(r, killed=True)
+    rerun = []
+    for launch in again:
+        rerun += launches(h.finish(launch, value=[1, 1]))
+    assert rerun and all(a.executor_id != "b" for a in rerun)
+    assert all(loc[0] != "b" for a in rerun for loc in a.spec.map_locations[sid]), (
+        "the new readers fetch nothing from b"
+    )
+    done: list[Any] = []
+    for a in rerun:
+        done += h.finish(a)
+    assert succeeded(done) is not None, "the job finishes while b still does not answer"
+
+
+def test_without_speculation_an_unresponsive_executor_keeps_its_map_outputs(ctx):
+    from dstreams.scheduler.events import ExecutorUnresponsive
+
+    h = Harness({"a": 2, "b": 2, "c": 2})
+    maps, _ = map_stage_done(h, shuffled(ctx, maps=6, reduces=3))
+    out = h.handle(ExecutorUnresponsive("b", 0.4))
+    assert kills(out) == [] and launches(out) == []
+    assert all(loc is not None for loc in h.dag.map_outputs[maps[0].spec.shuffle_id])
+
+
+def test_with_speculation_maps_an_unresponsive_executor_finished_run_again_before_readers(ctx):
+    """b finished a map, then stopped while the map stage still ran: no reader goes to b."""
+    from dstreams.scheduler.events import ExecutorUnresponsive
+
+    h = Harness({"a": 1, "b": 1, "c": 1}, speculation=SPEC)
+    rdd = shuffled(ctx, maps=6, reduces=3)
+    pending = launches(h.submit(rdd))
+    sid = pending[0].spec.shuffle_id
+    on_b = next(a for a in pending if a.executor_id == "b")
+    pending.remove(on_b)
+    pending += launches(h.finish(on_b, value=[1, 1]))  # b's map output exists
+    h.now = 0.05
+    pending += launches(h.handle(ExecutorUnresponsive("b", 0.4)))
+    assert h.dag.map_outputs[sid][on_b.spec.partition] is None, "b's output counts as lost"
+    done: list[Any] = []
+    while pending and not succeeded(done):
+        a = pending.pop(0)
+        if a.executor_id == "b":
+            continue  # b does not answer: whatever it runs never finishes
+        done = h.finish(a) if a.stage.is_result else h.finish(a, value=[1, 1])
+        pending += launches(done)
+    assert succeeded(done) is not None, "the job did not finish without b"
+    readers = [a for a in launches(h.log) if a.stage.is_result]
+    fetched = {loc[0] for a in readers for loc in a.spec.map_locations.get(sid, [])}
+    assert readers and "b" not in fetched

@@ -166,7 +166,7 @@ class DAGScheduler:
         elif isinstance(event, ExecutorLost):
             self._on_executor_lost(event.executor_id, event.reason, actions)
         elif isinstance(event, ExecutorUnresponsive):
-            self._on_unresponsive(event.executor_id)
+            self._on_unresponsive(event.executor_id, actions)
         elif isinstance(event, ExecutorResponsive):
             ex = self.executors.get(event.executor_id)
             if ex is not None:
@@ -662,11 +662,17 @@ class DAGScheduler:
                     stage.tsm.zombie = True
                 self._submit_stage(stage, actions)
 
-    def _on_unresponsive(self, eid: str) -> None:
+    def _on_unresponsive(self, eid: str, actions: list[Any]) -> None:
         """An executor stopped answering: copy what waits on it, and offer it nothing.
 
         Its queued tasks have not started, so a copy on another executor is pure gain. The
         task it is running gets a copy only under speculation, as any straggler would.
+
+        Under speculation, the map outputs it holds count as lost for the stages running now:
+        their tasks would wait in fetches from it (a stopped process never answers), and so
+        would any copy of them. Those tasks are killed, the maps run again elsewhere and the
+        readers follow, as after a fetch failure. If the executor answers again, nothing is
+        undone: its outputs were only recomputed.
         """
         ex = self.executors.get(eid)
         if ex is None or not ex.responsive:
@@ -680,6 +686,34 @@ class DAGScheduler:
                 continue
             if i > 0 or self.speculation.enabled:
                 tsm.make_speculatable(rt.partition)
+        if self.speculation.enabled and self.job is not None:
+            self._route_around(eid, actions)
+
+    def _route_around(self, eid: str, actions: list[Any]) -> None:
+        """Recompute elsewhere the map outputs on ``eid`` of the current job's shuffles.
+
+        Those of stages still running too: a map stage that finished a partition on ``eid``
+        before it stopped would otherwise hand its readers a location they wait on forever.
+        """
+        touched = False
+        for sid in self.shuffle_stages:
+            outs = self.map_outputs.get(sid, [])
+            for i, loc in enumerate(outs):
+                if loc is not None and loc[0] == eid:
+                    outs[i] = None
+                    touched = True
+        if not touched:
+            return
+        for stage in list(self.running):
+            if stage.is_result and not stage.parents:
+                continue
+            if not stage.is_result and stage.tsm is not None:
+                stage.tsm.resubmit(self._missing_partitions(stage))
+            if any(not self._available(p) for p in stage.parents):
+                for tid, (st, _, e) in self.tasks.items():
+                    if st is stage and e != eid:
+                        actions.append(KillTask(e, tid))  # waiting in a fetch from ``eid``
+        self._requeue_readers(actions)
 
     def _on_executor_lost(self, eid: str, reason: str, actions: list[Any]) -> None:
         self._reaped.discard(eid)
