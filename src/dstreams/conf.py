@@ -102,7 +102,8 @@ KEYS: dict[str, ConfigKey] = dict(
             "300ms",
             "An executor silent this long (a stopped or wedged process) is offered no new "
             "tasks, and the tasks queued on it are copied to other executors; with "
-            "speculation, so is the one it is running. It is not declared lost.",
+            "speculation, so is the one it is running, and the map outputs it holds are "
+            "recomputed elsewhere for the running job. It is not declared lost.",
         ),
         _k(
             "dstreams.executor.storageMemory",
