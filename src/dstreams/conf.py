@@ -48,7 +48,13 @@ def _k(name: str, default: str | None, doc: str) -> tuple[str, ConfigKey]:
 
 KEYS: dict[str, ConfigKey] = dict(
     [
-        _k("dstreams.master", "local[*]", "Where tasks run: `local`, `local[N]` or `local[*]`."),
+        _k(
+            "dstreams.master",
+            "local[*]",
+            "Where tasks run: `local`, `local[N]`, `local[*]`, `ray` (the Ray cluster of "
+            "`RAY_ADDRESS`, a running local one, or a new private one) or `ray://host:port` "
+            "(Ray Client).",
+        ),
         _k("dstreams.app.name", "dstreams", "Application name shown in logs."),
         _k(
             "dstreams.default.parallelism",
@@ -104,6 +110,23 @@ KEYS: dict[str, ConfigKey] = dict(
             "tasks, and the tasks queued on it are copied to other executors; with "
             "speculation, so is the one it is running, and the map outputs it holds are "
             "recomputed elsewhere for the running job. It is not declared lost.",
+        ),
+        _k(
+            "dstreams.executor.instances",
+            "2",
+            "Executors (Ray actors) on a `ray` master; `local[N]` has N.",
+        ),
+        _k(
+            "dstreams.executor.cores",
+            "1",
+            "Task processes per executor on a `ray` master (each reserves one Ray CPU; a core "
+            "is a process, never a thread).",
+        ),
+        _k(
+            "dstreams.driver.host",
+            None,
+            "Address the executors connect to on a `ray` master (default: this node's Ray "
+            "address; loopback for a Ray started by dstreams).",
         ),
         _k(
             "dstreams.executor.storageMemory",

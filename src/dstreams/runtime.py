@@ -42,7 +42,20 @@ def _local(master: str, conf: Conf, scratch: str) -> tuple[Any, int]:
     return LocalBackend(n, conf, scratch), n
 
 
+def _ray(master: str, conf: Conf, scratch: str) -> tuple[Any, int]:
+    from dstreams.executor.ray import RayBackend
+
+    backend = RayBackend(master, conf, scratch)
+    return backend, backend.num_workers
+
+
+def _is_ray(master: str) -> bool:
+    m = master.strip()
+    return m == "ray" or m.startswith("ray://")
+
+
 _BACKENDS: list[BackendSpec] = [
+    BackendSpec("ray", _is_ray, _ray, "ray"),
     BackendSpec("local", lambda m: m.strip().startswith("local"), _local, "local[N]"),
 ]
 

@@ -26,8 +26,16 @@ from dstreams.executor.local import LocalBackend
 from dstreams.scheduler.dag import ExecutorAdded, ExecutorLost, TaskFailed, TaskFinished
 from dstreams.scheduler.task import TaskSpec
 
+
+def _ray_backend(n: int, conf: Conf) -> ExecutorBackend:
+    from dstreams.executor.ray import RayBackend
+
+    return RayBackend("ray", conf.set("dstreams.executor.instances", str(n)))
+
+
 BACKENDS: dict[str, Callable[[int, Conf], ExecutorBackend]] = {
     "local": lambda n, conf: LocalBackend(n, conf),
+    "ray": _ray_backend,
 }
 
 TIMEOUT = 30.0
@@ -122,6 +130,8 @@ class Driver:
 
 @pytest.fixture(params=sorted(BACKENDS))
 def driver(request, no_context) -> Iterator[Driver]:
+    if request.param == "ray":
+        request.getfixturevalue("ray_session")  # one Ray for every test that needs it
     backend = BACKENDS[request.param](2, Conf(loadDefaults=False))
     d = Driver(backend)
     try:

@@ -26,7 +26,6 @@ import os
 import pickle
 import queue
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -66,7 +65,9 @@ SLOTS_PER_WORKER = 2
 @dataclass
 class _Worker:
     executor_id: str
-    proc: subprocess.Popen[bytes]
+    #: the process: a ``subprocess.Popen``, or anything with its ``poll``, ``returncode``,
+    #: ``kill``, ``wait`` and ``pid`` (a remote process, ``executor/ray.py``)
+    proc: Any
     conn: Connection | None = None
     pid: int = 0
     address: Any = None
@@ -95,10 +96,7 @@ class LocalBackend(ExecutorBackend):
         # workers spill cached partitions under here; a directory we create, we also remove
         self._own_scratch = scratch_dir is None
         self._scratch = scratch_dir or tempfile.mkdtemp(prefix="dstreams-backend-")
-        # the socket lives in the scratch directory, so whatever removes it removes the socket
-        self._listener = Listener(
-            socket_path(self._scratch, "driver"), "AF_UNIX", 128, self._authkey
-        )
+        self._listener = self._make_listener()
         self._workers: dict[str, _Worker] = {}
         self._ids = itertools.count()
         self._lock = threading.Lock()
@@ -123,13 +121,12 @@ class LocalBackend(ExecutorBackend):
             )
         threading.Thread(target=self._monitor, name="dstreams-monitor", daemon=True).start()
 
-    def _dead_before_start(self) -> bool:
-        return any(w.proc.poll() is not None and w.conn is None for w in self._workers.values())
+    def _make_listener(self) -> Listener:
+        """Where workers connect: a Unix socket in the scratch directory (removed with it)."""
+        return Listener(socket_path(self._scratch, "driver"), "AF_UNIX", 128, self._authkey)
 
-    # -- processes ---------------------------------------------------------------------------
-    def _spawn(self) -> None:
-        eid = str(next(self._ids))
-        address = self._listener.address
+    def _worker_env(self, eid: str) -> dict[str, str]:
+        """The environment a worker process starts with (any backend's)."""
         env = dict(os.environ)
         env.update(self._executor_env)
         # the worker must find this very dstreams even when the driver got it through a
@@ -142,9 +139,17 @@ class LocalBackend(ExecutorBackend):
         env["DSTREAMS_STORAGE_MEMORY"] = str(self._storage_memory)
         env["DSTREAMS_WORKER_DIR"] = os.path.join(self._scratch, f"worker-{eid}")
         env["DSTREAMS_SYS_PATH"] = os.pathsep.join(p for p in sys.path if p)
+        return env
+
+    def _dead_before_start(self) -> bool:
+        return any(w.proc.poll() is not None and w.conn is None for w in self._workers.values())
+
+    # -- processes ---------------------------------------------------------------------------
+    def _spawn(self) -> None:
+        eid = str(next(self._ids))
         proc = subprocess.Popen(
-            [sys.executable, "-m", "dstreams.executor.worker", address, eid],
-            env=env,
+            [sys.executable, "-m", "dstreams.executor.worker", self._listener.address, eid],
+            env=self._worker_env(eid),
             stdin=subprocess.DEVNULL,
         )
         self._workers[eid] = _Worker(eid, proc)
@@ -311,7 +316,7 @@ class LocalBackend(ExecutorBackend):
     def kill_executor(self, executor_id: str) -> None:
         w = self._workers.get(executor_id)
         if w is not None:
-            os.kill(w.proc.pid, signal.SIGKILL)
+            w.proc.kill()  # SIGKILL, as a crash
 
     def executor_ids(self) -> list[str]:
         return [eid for eid, w in self._workers.items() if w.alive and w.conn is not None]

@@ -182,7 +182,9 @@ class Worker:
         self.executor_id = executor_id
         self.conn = conn
         self.store = BlockStore(memory_limit, disk_dir)
-        self.server = BlockServer(self.store, authkey, disk_dir)
+        # on a cluster, peers on other machines fetch over TCP at this host
+        host = os.environ.get("DSTREAMS_BLOCK_HOST") or None
+        self.server = BlockServer(self.store, authkey, disk_dir, host)
         self.client = BlockClient(authkey)
         self._authkey = authkey
         self._payloads: OrderedDict[int, Any] = OrderedDict()
@@ -424,6 +426,33 @@ class Worker:
         )
 
 
+def _driver_address(address: str) -> tuple[Any, str]:
+    """``tcp://host:port`` (a cluster) or a Unix socket path (this machine)."""
+    if address.startswith("tcp://"):
+        host, _, port = address[len("tcp://") :].rpartition(":")
+        return (host, int(port)), "AF_INET"
+    return address, "AF_UNIX"
+
+
+def _die_with_parent() -> None:
+    """Be killed with the process that started this one (a Ray actor that is killed)."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def main() -> None:
     """Entry point: ``python -m dstreams.executor.worker DRIVER_ADDRESS EXECUTOR_ID``."""
     address, executor_id = sys.argv[1], sys.argv[2]
@@ -442,8 +471,11 @@ def main() -> None:
     disk_dir = os.environ.get("DSTREAMS_WORKER_DIR") or None
     if disk_dir is not None:
         os.makedirs(disk_dir, exist_ok=True)
+    if os.environ.get("DSTREAMS_DIE_WITH_PARENT"):
+        _die_with_parent()
+    target, family = _driver_address(address)
     try:
-        conn = Client(address, family="AF_UNIX", authkey=authkey)
+        conn = Client(target, family=family, authkey=authkey)
     except (ConnectionRefusedError, FileNotFoundError):
         # the driver went away while this worker started (it was killed, or stopped): there
         # is nobody to serve, and nothing to report

@@ -190,9 +190,19 @@ def socket_path(directory: str | None, name: str) -> str | None:
 class BlockServer:
     """Serves ``("get", [block ids])`` requests from peers with a list of values (or None)."""
 
-    def __init__(self, store: BlockStore, authkey: bytes, directory: str | None = None) -> None:
+    def __init__(
+        self,
+        store: BlockStore,
+        authkey: bytes,
+        directory: str | None = None,
+        host: str | None = None,
+    ) -> None:
+        """Serve on a Unix socket in ``directory``, or on TCP at ``host`` (other machines)."""
         self._store = store
-        self._listener = Listener(socket_path(directory, "blocks"), "AF_UNIX", 16, authkey)
+        if host is not None:
+            self._listener = Listener((host, 0), "AF_INET", 64, authkey)
+        else:
+            self._listener = Listener(socket_path(directory, "blocks"), "AF_UNIX", 16, authkey)
         self.address = self._listener.address
         threading.Thread(target=self._accept, name="block-server", daemon=True).start()
 

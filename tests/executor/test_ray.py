@@ -1,0 +1,152 @@
+"""The Ray backend on a 3-node cluster simulated on this machine (``ray.cluster_utils``).
+
+The contract suite (``test_contract.py``) runs on Ray too; here, whole programs:
+
+* a Context on ``ray`` runs jobs on executors that are Ray actors, one process per core;
+* a stateful stream (``updateStateByKey`` and an inverse window) stays exact, batch by batch,
+  when an executor actor is killed and when a whole node is removed mid-stage: only that
+  node's blocks are lost, they are recomputed from lineage on the survivors, and a
+  replacement actor is requested;
+* no Ray process of the session listens on anything but loopback.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from operator import add, sub
+from typing import Any
+
+import pytest
+
+from dstreams import Conf, Context
+from dstreams.testing import manual_context, run_batches
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+BATCH = 0.1
+VOCAB = [f"w{i}" for i in range(30)]
+
+
+@pytest.fixture
+def ray_sc(no_context) -> Any:
+    conf = (
+        Conf(loadDefaults=False)
+        .set("spark.executor.instances", "2")  # the spark. alias
+        .set("dstreams.streaming.clock", "manual")
+    )
+    sc = Context("ray", "ray-tests", conf=conf)
+    yield sc
+    sc.stop()
+
+
+def test_a_context_on_ray_runs_jobs_on_actor_executors(ray_sc):
+    import ray
+
+    backend = ray_sc._backend
+    assert type(backend).__name__ == "RayBackend"
+    assert sorted(backend.executor_ids()) == ["0", "1"] and ray_sc.defaultParallelism == 2
+    nodes = {ray.get(backend.actor_of(e).node_id.remote()) for e in backend.executor_ids()}
+    assert len(nodes) == 2, "one CPU per node: each executor on a node of its own"
+    lines = ray_sc.parallelize(["a b", "b c", "c c"] * 500, 4)
+    counts = lines.flatMap(str.split).map(lambda w: (w, 1)).reduceByKey(add).collect()
+    assert sorted(counts) == [("a", 500), ("b", 1000), ("c", 1500)]
+
+
+def _batches(n: int) -> list[list[str]]:
+    import random
+
+    rng = random.Random(5)
+    return [[" ".join(rng.choices(VOCAB, k=6)) for _ in range(40)] for _ in range(n)]
+
+
+def _slow_words(line: str) -> list[str]:
+    time.sleep(0.001)  # 40 lines a batch: a stage lasts long enough to be hit mid-way
+    return line.split()
+
+
+def test_state_and_windows_stay_exact_when_an_actor_dies_and_a_node_goes(
+    ray_sc, ray_session, tmp_path
+):
+    import ray
+
+    backend = ray_sc._backend
+    batches = _batches(90)
+    ssc = manual_context(ray_sc, BATCH)
+    ssc.checkpoint(str(tmp_path / "ck"))
+    words = ssc.queueStream([ray_sc.parallelize(b, 2) for b in batches]).flatMap(_slow_words)
+    pairs = words.map(lambda w: (w, 1))
+    state = pairs.updateStateByKey(lambda vs, s: (s or 0) + sum(vs))
+    window = pairs.reduceByKeyAndWindow(add, sub, 1.0, BATCH)
+    got: dict[str, list[dict[str, int]]] = {"state": [], "window": []}
+    state.foreachRDD(lambda rdd: got["state"].append(dict(rdd.collect())))
+    window.foreachRDD(lambda rdd: got["window"].append({k: v for k, v in rdd.collect() if v}))
+    lost: list[str] = []
+    real_lost = backend._lost
+
+    def note_lost(w: Any, reason: str) -> None:
+        lost.append(w.executor_id)
+        real_lost(w, reason)
+
+    backend._lost = note_lost
+
+    def during_next_batch(action: Any) -> None:
+        t = threading.Timer(0.02, action)
+        t.start()
+        run_batches(ssc, 1, timeout=120)
+        t.join()
+
+    run_batches(ssc, 30, timeout=120)
+    # an executor actor killed mid-stage
+    first = sorted(backend.executor_ids())[0]
+    during_next_batch(lambda: ray.kill(backend.actor_of(first)))
+    run_batches(ssc, 29, timeout=120)
+    # a whole node removed mid-stage (not the head: the cluster lives there)
+    head = ray_session.head_node.node_id
+    on_node = {ray.get(backend.actor_of(e).node_id.remote()): e for e in backend.executor_ids()}
+    victim_node = next(
+        n for n in ray_session.worker_nodes if n.node_id in on_node and n.node_id != head
+    )
+    during_next_batch(lambda: ray_session.remove_node(victim_node, allow_graceful=False))
+    run_batches(ssc, 29, timeout=120)
+    ssc.stop(stopSparkContext=False)
+    ssc.awaitTerminationOrTimeout(0)
+    ray_session.add_node(**ray_session.dstreams_node_args)  # the next tests get 3 nodes again
+
+    assert first in lost and on_node[victim_node.node_id] in lost
+    assert len(backend.executor_ids()) == 2, "replacements were requested and joined"
+    # every batch, against a plain-Python model
+    total: Counter[str] = Counter()
+    per_batch = [Counter(w for line in b for w in line.split()) for b in batches]
+    assert len(got["state"]) == len(got["window"]) == 90
+    for i in range(90):
+        total.update(per_batch[i])
+        assert got["state"][i] == dict(total), f"state differs at batch {i + 1}"
+        want: Counter[str] = Counter()
+        for c in per_batch[max(0, i - 9) : i + 1]:
+            want.update(c)
+        assert got["window"][i] == dict(want), f"window differs at batch {i + 1}"
+
+
+def test_ray_listens_on_loopback_only(ray_session):
+    import re
+    import subprocess
+
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
+    ray_sockets, wide = 0, []
+    for line in out.splitlines():
+        fields = line.split()
+        local = fields[3]
+        for pid in re.findall(r"pid=(\d+)", line):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if "ray" in cmd:
+                ray_sockets += 1
+                if not local.startswith(("127.", "[::1]", "[::ffff:127.")):
+                    wide.append(line)
+    assert ray_sockets, "no listening Ray socket found"
+    assert wide == [], f"Ray sockets off loopback: {wide}"
