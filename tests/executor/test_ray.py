@@ -150,3 +150,57 @@ def test_ray_listens_on_loopback_only(ray_session):
                     wide.append(line)
     assert ray_sockets, "no listening Ray socket found"
     assert wide == [], f"Ray sockets off loopback: {wide}"
+
+
+def _serve_lines(lines: list[str]) -> tuple[int, threading.Thread]:
+    """A TCP server on loopback that sends ``lines`` to its one client, then idles."""
+    import socket
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+
+    def run() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            conn.sendall("".join(line + "\n" for line in lines).encode())
+            time.sleep(30)
+        srv.close()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return port, t
+
+
+def test_receivers_run_on_ray_executors_one_each_and_lose_nothing(no_context):
+    from dstreams.streaming import StreamingContext
+
+    sc = Context("ray", "ray-receivers", conf=Conf(loadDefaults=False))
+    try:
+        ssc = StreamingContext(sc, 0.2)
+        feeds = [[f"s{i} w{j % 7}" for j in range(3000)] for i in range(2)]
+        ports = [_serve_lines(f)[0] for f in feeds]
+        streams = [ssc.socketTextStream("127.0.0.1", p) for p in ports]
+        seen: Counter[str] = Counter()
+        lock = threading.Lock()
+
+        def add_batch(rdd: Any) -> None:
+            got = rdd.flatMap(str.split).map(lambda w: (w, 1)).reduceByKey(add).collect()
+            with lock:
+                seen.update(dict(got))
+
+        ssc.union(*streams).foreachRDD(add_batch)
+        ssc.start()
+        want = Counter(w for f in feeds for line in f for w in line.split())
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with lock:
+                if sum(seen.values()) >= sum(want.values()):
+                    break
+            time.sleep(0.1)
+        placed = ssc._receiver_tracker.placements()
+        ssc.stop(stopSparkContext=False)
+        assert seen == want, "every line received once"
+        # the scheduler spread the receivers: one on each executor (each beside its task slot)
+        assert sorted(placed.values()) == sorted(sc._backend.executor_ids())
+    finally:
+        sc.stop()
