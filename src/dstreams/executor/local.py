@@ -50,7 +50,7 @@ from dstreams.scheduler.dag import (
 from dstreams.scheduler.events import ReceiverMessage
 from dstreams.scheduler.task import TaskSpec
 from dstreams.serde import dumps_code
-from dstreams.storage.blocks import socket_path
+from dstreams.storage.blocks import no_delay, socket_path
 
 __all__ = ["LocalBackend"]
 
@@ -157,7 +157,7 @@ class LocalBackend(ExecutorBackend):
     def _accept_loop(self) -> None:
         while not self._stopping:
             try:
-                conn = self._listener.accept()
+                conn = no_delay(self._listener.accept())
                 hello = pickle.loads(conn.recv_bytes())
             except Exception:
                 if self._stopping:

@@ -296,6 +296,8 @@ class RayBackend(LocalBackend):
                 except GetTimeoutError:
                     continue  # slow, not dead: the heartbeats decide unresponsiveness
                 except RayActorError as e:
+                    if self._stopping:
+                        return
                     codes = [-9] * len(eids)
                     log.warning("executor actor %d failed: %s", number, type(e).__name__)
                 except Exception:

@@ -41,7 +41,7 @@ from dstreams.errors import (
     TaskKilledError,
 )
 from dstreams.scheduler.task import TaskContext, TaskError, TaskResult, TaskSpec
-from dstreams.storage.blocks import BlockClient, BlockServer, BlockStore
+from dstreams.storage.blocks import BlockClient, BlockServer, BlockStore, no_delay
 
 __all__ = ["Worker", "WorkerTaskContext", "main"]
 
@@ -475,7 +475,7 @@ def main() -> None:
         _die_with_parent()
     target, family = _driver_address(address)
     try:
-        conn = Client(target, family=family, authkey=authkey)
+        conn = no_delay(Client(target, family=family, authkey=authkey))
     except (ConnectionRefusedError, FileNotFoundError):
         # the driver went away while this worker started (it was killed, or stopped): there
         # is nobody to serve, and nothing to report
