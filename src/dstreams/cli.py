@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dstreams")
     sub = parser.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("submit", help="run a program with a master and settings (spark-submit)")
-    s.add_argument("--master", help="local, local[N] or local[*]")
+    s.add_argument("--master", help="local, local[N], local[*], ray or ray://host:port")
     s.add_argument("--name", help="application name")
     s.add_argument("--conf", type=_setting, action="append", default=[], metavar="KEY=VALUE")
     s.add_argument("program")
