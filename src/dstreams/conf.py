@@ -229,6 +229,38 @@ KEYS: dict[str, ConfigKey] = dict(
             "no limit).",
         ),
         _k(
+            "dstreams.streaming.dynamicAllocation.enabled",
+            "false",
+            "Scale the executors with the load of a running stream (Spark's streaming dynamic "
+            "allocation): more when processing approaches the batch interval, fewer when idle.",
+        ),
+        _k(
+            "dstreams.streaming.dynamicAllocation.scalingInterval",
+            "60s",
+            "How often the executors are rescaled (on the streaming clock).",
+        ),
+        _k(
+            "dstreams.streaming.dynamicAllocation.scalingUpRatio",
+            "0.9",
+            "Ask for max(round(ratio), 1) more executors when the average processing time over "
+            "the batch interval reaches this ratio.",
+        ),
+        _k(
+            "dstreams.streaming.dynamicAllocation.scalingDownRatio",
+            "0.3",
+            "Remove one executor (never one that runs a receiver) when the ratio is at most this.",
+        ),
+        _k(
+            "dstreams.streaming.dynamicAllocation.minExecutors",
+            None,
+            "Fewest executors (default: the number of receivers, at least 1).",
+        ),
+        _k(
+            "dstreams.streaming.dynamicAllocation.maxExecutors",
+            None,
+            "Most executors (default: no limit).",
+        ),
+        _k(
             "dstreams.streaming.receiver.replicaTimeout",
             "1s",
             "Longest a receiver waits for its replica executor to take a block; past it the "

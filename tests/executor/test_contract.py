@@ -199,6 +199,27 @@ def test_kill_executor_reports_lost_then_a_replacement_with_a_new_id(driver):
     assert pickle.loads(ev.result.value) == [10]
 
 
+def test_executors_requested_join_and_removed_ones_are_not_replaced(driver):
+    before = set(driver.addresses)
+    assert driver.backend.request_executors(1)
+    added = driver.wait_for(lambda ev: isinstance(ev, ExecutorAdded))
+    assert added.executor_id not in before
+    ev = driver.run(added.executor_id, 30, ListRDD(_Ctx(), [[4]]), _double)
+    assert pickle.loads(ev.result.value) == [8], "a requested executor takes tasks"
+    victim = min(before)
+    assert driver.backend.remove_executors([victim])
+    lost = driver.wait_for(lambda ev: isinstance(ev, ExecutorLost))
+    assert lost.executor_id == victim
+    time.sleep(1.5)  # a replacement would have been asked for at once
+    while True:
+        try:
+            ev = driver.backend.events.get_nowait()
+        except queue.Empty:
+            break
+        assert not isinstance(ev, ExecutorAdded), f"a removed executor was replaced: {ev}"
+    assert sorted(driver.backend.executor_ids()) == sorted(before - {victim} | {added.executor_id})
+
+
 def test_shuffle_blocks_written_by_one_executor_are_fetched_by_another(driver):
     ctx = _Ctx()
     a, b = sorted(driver.addresses)

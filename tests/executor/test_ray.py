@@ -204,3 +204,37 @@ def test_receivers_run_on_ray_executors_one_each_and_lose_nothing(no_context):
         assert sorted(placed.values()) == sorted(sc._backend.executor_ids())
     finally:
         sc.stop()
+
+
+def _busy(x: int) -> int:
+    time.sleep(0.3)
+    return x
+
+
+def test_dynamic_allocation_adds_an_actor_when_batches_take_the_whole_interval(no_context):
+    from dstreams.streaming import StreamingContext
+
+    conf = Conf(loadDefaults=False).setAll(
+        [
+            ("dstreams.streaming.dynamicAllocation.enabled", "true"),
+            ("dstreams.streaming.dynamicAllocation.scalingInterval", "2s"),
+            ("dstreams.streaming.dynamicAllocation.maxExecutors", "3"),
+        ]
+    )
+    sc = Context("ray", "ray-scaling", conf=conf)
+    try:
+        ssc = StreamingContext(sc, 0.5)
+        # two 0.3 s tasks a batch, one after the other (one partition each stage): ratio ~1.2
+        busy = sc.parallelize([1, 2], 1)
+        ssc.queueStream([], default=busy).map(_busy).map(lambda x: (x, x)).reduceByKey(add, 1).map(
+            _busy
+        ).foreachRDD(lambda rdd: rdd.count())
+        ssc.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(sc.executorIds()) < 3:
+            time.sleep(0.2)
+        ssc.stop(stopSparkContext=False)
+        assert len(sc.executorIds()) == 3, "the manager asked Ray for a third actor"
+        assert ssc._allocation is not None and ssc._allocation.policy.decisions[0].add >= 1
+    finally:
+        sc.stop()

@@ -46,6 +46,7 @@ class SimulatedBackend(ExecutorBackend):
         self.events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.receiver_events: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.clock, self.per_record_ms, self.fixed_ms = clock, per_record_ms, fixed_ms
+        self.extra, self.requests, self.removals = [], [], []
         self.advance = advance or clock.advance
         self._worker = Worker("sim-0", None, b"simulated")  # type: ignore[arg-type]
         # receivers run in this process, on the shared manual clock, unpickled
@@ -98,8 +99,26 @@ class SimulatedBackend(ExecutorBackend):
     def kill_executor(self, executor_id: str) -> None:
         raise NotImplementedError("the simulated executor cannot be lost")
 
+    #: executors asked for with ``request_executors``: counted and listed, never given tasks
+    #: (the scheduler hears of no ``ExecutorAdded`` for them), so scaling decisions can be
+    #: tested while every task still runs on ``sim-0``
+    extra: list[str]
+    requests: list[int]
+    removals: list[list[str]]
+
     def executor_ids(self) -> list[str]:
-        return ["sim-0"]
+        return ["sim-0", *self.extra]
+
+    def request_executors(self, n: int) -> bool:
+        self.requests.append(n)
+        start = len(self.requests) * 100
+        self.extra += [f"sim-{start + i}" for i in range(n)]
+        return True
+
+    def remove_executors(self, executor_ids: list[str]) -> bool:
+        self.removals.append(list(executor_ids))
+        self.extra = [e for e in self.extra if e not in executor_ids]
+        return True
 
     def executor_addresses(self) -> dict[str, Any]:
         return {"sim-0": self._worker.server.address}

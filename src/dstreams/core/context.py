@@ -273,6 +273,40 @@ class Context:
     def getCheckpointDir(self) -> str | None:
         return self._checkpoint_dir
 
+    # -- elastic executors (Spark's developer API; PySpark does not expose it) ---------------
+    def requestExecutors(self, numAdditionalExecutors: int) -> bool:
+        """Add executors while the application runs (``local[N]``: processes; Ray: actors).
+
+        Returns True when the request was accepted; the executors announce themselves when
+        they start, and take tasks from the next stage that has some.
+        """
+        if not isinstance(numAdditionalExecutors, int) or numAdditionalExecutors < 1:
+            raise ValueError(
+                f"numAdditionalExecutors={numAdditionalExecutors!r} must be an int >= 1"
+            )
+        return bool(self._backend.request_executors(numAdditionalExecutors))
+
+    def killExecutors(self, executorIds: list[str]) -> bool:
+        """Remove these executors for good (no replacement is started).
+
+        Nothing is handed off: their tasks run again elsewhere and their blocks are recomputed
+        from lineage or read from replicas. Returns False when none of them was alive.
+        """
+        ids = [executorIds] if isinstance(executorIds, str) else list(executorIds)
+        alive = set(self._backend.executor_ids())
+        unknown = [e for e in ids if e not in alive]
+        if unknown and len(unknown) == len(ids):
+            return False
+        return bool(self._backend.remove_executors([e for e in ids if e in alive]))
+
+    def killExecutor(self, executorId: str) -> bool:
+        """Remove one executor for good (``killExecutors([executorId])``)."""
+        return self.killExecutors([executorId])
+
+    def executorIds(self) -> list[str]:
+        """The executors alive now (a dstreams addition, for scaling decisions and tests)."""
+        return sorted(self._backend.executor_ids(), key=lambda e: (len(e), e))
+
     def setJobGroup(self, groupId: str, description: str, interruptOnCancel: bool = False) -> None:
         """Recorded as local properties (jobs are not grouped or cancellable yet)."""
         self.setLocalProperty("spark.jobGroup.id", groupId)

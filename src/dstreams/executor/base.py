@@ -100,6 +100,17 @@ class ExecutorBackend(abc.ABC):
     def remove_input_blocks(self, stream_id: int, upto: tuple[int, int]) -> None:
         """Drop the received blocks of ``stream_id`` up to sequence ``upto`` everywhere."""
 
+    def request_executors(self, n: int) -> bool:
+        """Add ``n`` executors while the application runs (they announce ``ExecutorAdded``)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot add executors")
+
+    def remove_executors(self, executor_ids: list[str]) -> bool:
+        """Stop these executors for good (no replacement); they are reported lost.
+
+        Nothing is handed off: their blocks are recomputed from lineage or read from replicas.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot remove executors")
+
     @abc.abstractmethod
     def stop(self) -> None:
         """Stop every executor and release resources."""

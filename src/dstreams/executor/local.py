@@ -98,6 +98,8 @@ class LocalBackend(ExecutorBackend):
         self._scratch = scratch_dir or tempfile.mkdtemp(prefix="dstreams-backend-")
         self._listener = self._make_listener()
         self._workers: dict[str, _Worker] = {}
+        self._target = num_workers  # worker processes to keep (a lost one is replaced)
+        self._removing: set[str] = set()  # removed on purpose: not replaced
         self._ids = itertools.count()
         self._lock = threading.Lock()
         self._stopping = False
@@ -254,11 +256,14 @@ class LocalBackend(ExecutorBackend):
             pass
         if w.conn is not None:
             w.conn.close()
-        lost = ExecutorLost(w.executor_id, reason)
+        removed = w.executor_id in self._removing
+        self._removing.discard(w.executor_id)
+        lost = ExecutorLost(w.executor_id, "removed (killExecutors)" if removed else reason)
         self.events.put(lost)
         self.receiver_events.put(lost)
         with self._lock:
-            if not self._stopping:
+            alive = sum(1 for x in self._workers.values() if x.alive)
+            if not self._stopping and alive < self._target:
                 self._spawn()
 
     # -- the protocol --------------------------------------------------------------------------
@@ -312,6 +317,40 @@ class LocalBackend(ExecutorBackend):
             if dropped:
                 w.payloads.difference_update(dropped)
                 w.forget.extend(dropped)
+
+    def request_executors(self, n: int) -> bool:
+        if n < 1:
+            raise ValueError(f"numAdditionalExecutors={n} must be at least 1")
+        with self._lock:
+            if self._stopping:
+                return False
+            self._target += n
+            self.num_workers = self._target
+            for _ in range(n):
+                self._spawn()
+        return True
+
+    def remove_executors(self, executor_ids: list[str]) -> bool:
+        stop = pickle.dumps(("stop",), 5)
+        removed = False
+        for eid in executor_ids:
+            w = self._workers.get(eid)
+            if w is None or not w.alive:
+                continue
+            with self._lock:
+                self._target -= 1
+                self.num_workers = self._target
+                self._removing.add(eid)
+            removed = True
+            try:
+                if w.conn is not None:
+                    with w.lock:
+                        w.conn.send_bytes(stop)  # it exits; its reader reports the loss
+                else:
+                    w.proc.kill()
+            except OSError:
+                self._lost(w, "removed")
+        return removed
 
     def kill_executor(self, executor_id: str) -> None:
         w = self._workers.get(executor_id)

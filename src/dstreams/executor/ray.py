@@ -230,9 +230,13 @@ class RayBackend(LocalBackend):
         gone (an actor's processes live and die together); the count of executors is kept.
         """
         alive = sum(1 for w in self._workers.values() if w.alive)
-        if alive >= self._instances * self._cores:
+        if alive >= self._target:
             return
         self._start_actor()
+
+    def request_executors(self, n: int) -> bool:
+        """Add ``n`` executors: ``n`` more actors of ``dstreams.executor.cores`` each."""
+        return super().request_executors(n * self._cores)
 
     def _start_actor(self) -> None:
         """Request one actor; its processes register when they connect (never blocks)."""

@@ -32,6 +32,7 @@ from dstreams.streaming.listener import ListenerBus, StreamingListenerStreamingS
 from dstreams.streaming.ratecontrol import RateConfig, RateController
 from dstreams.streaming.receiver_tracker import ReceiverTracker
 from dstreams.streaming.recovery import MetadataCheckpointer
+from dstreams.streaming.scaling import ExecutorAllocationManager, allocation_config
 
 __all__ = ["StreamingContext"]
 
@@ -124,6 +125,7 @@ class StreamingContext:
         self._bus = ListenerBus()
         self._waiter = ContextWaiter()
         self._rates = RateConfig.from_conf(self._conf_get)
+        self._allocation: ExecutorAllocationManager | None = None
         self._record_errors = RecordErrorPolicy.from_conf(self._conf_get)
         self._letters: DeadLetters | None = None
         self._receiver_tracker = ReceiverTracker(
@@ -291,6 +293,7 @@ class StreamingContext:
                     "Only one StreamingContext may be started in this process; "
                     "stop the active one first (StreamingContext.getActive().stop())"
                 )
+            scaling = allocation_config(self)  # a bad setting fails before anything starts
             recovered = self._recovered_from
             if recovered is None:
                 first = self._generator.timer.start_time()
@@ -336,6 +339,10 @@ class StreamingContext:
                 self._receiver_tracker.start(
                     self._sc._backend, receivers, self._receiver_tracker.next_epoch()
                 )
+            if scaling is not None:
+                self._allocation = ExecutorAllocationManager(self, scaling)
+                self._bus.addListener(self._allocation)
+                self._allocation.start()
             if recovered is None:
                 self._generator.start(first)
             else:
@@ -426,6 +433,8 @@ class StreamingContext:
             )
             self._wait_drained(timeout_ms / 1000.0)
         deadline = Deadline(_STOP_SECONDS)
+        if self._allocation is not None:
+            self._allocation.stop(deadline.left() / 8)
         self._generator.stop_timer(deadline.left() / 4)
         self._scheduler.stop(drop_pending=not graceful, timeout=deadline.left() / 2)
         self._receiver_tracker.stop(deadline.left() / 2)
