@@ -86,13 +86,19 @@ def ray_session() -> Iterator[Any]:
     declared dead in about a second), and the temp directory is private to this run.
     """
     import os
+    import socket
     import tempfile
 
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before Ray's import
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # on both sides, so Ray Client can connect
     pytest.importorskip("ray")
     from dstreams.executor.ray import start_cluster
 
-    cluster = start_cluster(3, tempfile.mkdtemp(prefix="dstreams-ray-test-"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        client_port = s.getsockname()[1]
+    cluster = start_cluster(3, tempfile.mkdtemp(prefix="dstreams-ray-test-"), 1, client_port)
+    cluster.dstreams_client_port = client_port
     yield cluster
     import ray
 

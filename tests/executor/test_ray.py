@@ -238,3 +238,29 @@ def test_dynamic_allocation_adds_an_actor_when_batches_take_the_whole_interval(n
         assert ssc._allocation is not None and ssc._allocation.policy.decisions[0].add >= 1
     finally:
         sc.stop()
+
+
+def test_submit_runs_a_program_through_ray_client(ray_session, tmp_path):
+    """``dstreams submit --master ray://...``: the driver is a Ray Client of the cluster."""
+    import os
+    import subprocess
+    import sys
+
+    prog = tmp_path / "wordcount.py"
+    prog.write_text(
+        "from operator import add\n"
+        "from dstreams import Context\n"
+        "sc = Context.getOrCreate()\n"
+        "words = sc.parallelize(['a b', 'b c c'], 2).flatMap(str.split)\n"
+        "print('RESULT', sorted(words.map(lambda w: (w, 1)).reduceByKey(add).collect()))\n"
+        "print('EXECUTORS', len(sc.executorIds()))\n"
+        "sc.stop()\n"
+    )
+    master = f"ray://127.0.0.1:{ray_session.dstreams_client_port}"
+    cmd = [sys.executable, "-m", "dstreams.cli", "submit", "--master", master]
+    cmd += ["--conf", "dstreams.driver.host=127.0.0.1", str(prog)]
+    env = dict(os.environ, RAY_AUTH_MODE="disabled")
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "RESULT [('a', 1), ('b', 2), ('c', 2)]" in done.stdout
+    assert "EXECUTORS 2" in done.stdout

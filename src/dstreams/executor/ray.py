@@ -83,11 +83,14 @@ def start_local_ray(num_cpus: int | None = None, temp_dir: str | None = None) ->
     return ray
 
 
-def start_cluster(nodes: int, temp_dir: str, cpus_per_node: int = 1) -> Any:
+def start_cluster(
+    nodes: int, temp_dir: str, cpus_per_node: int = 1, client_port: int | None = None
+) -> Any:
     """A Ray cluster of ``nodes`` nodes simulated on this machine, connected; the Cluster.
 
     For tests and benchmarks (``ray.cluster_utils.Cluster``): loopback only, no dashboard, a
-    small object store per node, a private temp directory, fast health checks.
+    small object store per node, a private temp directory, fast health checks; with
+    ``client_port``, a Ray Client server on the head (``ray://127.0.0.1:<client_port>``).
     """
     ray = _import_ray()
     from ray._common.utils import get_default_ray_temp_dir
@@ -106,6 +109,7 @@ def start_cluster(nodes: int, temp_dir: str, cpus_per_node: int = 1) -> Any:
             include_dashboard=False,
             temp_dir=temp_dir,
             _system_config={"health_check_period_ms": 500, "health_check_failure_threshold": 2},
+            **({"ray_client_server_port": client_port} if client_port else {}),
         ),
     )
     for _ in range(nodes - 1):
