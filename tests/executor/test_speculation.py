@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from dstreams import TaskContext
 
 
@@ -45,12 +47,23 @@ def test_a_straggler_is_overtaken_by_its_speculative_copy(fresh_context: Any, tm
     assert not (tmp_path / "straggler-finished").exists()
 
 
-def test_a_stopped_worker_does_not_hold_up_the_stage(fresh_context: Any, tmp_path: Path):
-    """SIGSTOP one worker mid-stage: its queued task moves and its running task is copied."""
+@pytest.mark.parametrize("master", ["local[3]", "ray"])
+def test_a_stopped_worker_does_not_hold_up_the_stage(
+    fresh_context: Any, tmp_path: Path, master: str, request: Any
+):
+    """SIGSTOP one worker mid-stage: its queued task moves and its running task is copied.
+
+    On Ray too (3 executor actors on the 3-node test cluster): the worker processes run on
+    this machine, so the test stops one by its pid.
+    """
     import os
     import signal
 
-    sc = fresh_context("local[3]", {"dstreams.speculation": "true"})
+    settings = {"dstreams.speculation": "true"}
+    if master == "ray":
+        request.getfixturevalue("ray_session")
+        settings["dstreams.executor.instances"] = "3"
+    sc = fresh_context(master, settings)
     pids = sc._backend.worker_pids()
     marks = tmp_path / "marks"
     marks.mkdir()
