@@ -264,3 +264,66 @@ def test_submit_runs_a_program_through_ray_client(ray_session, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "RESULT [('a', 1), ('b', 2), ('c', 2)]" in done.stdout
     assert "EXECUTORS 2" in done.stdout
+
+
+def test_a_receiver_whose_actor_dies_restarts_on_another_executor(no_context):
+    """The actor running a receiver is killed: the receiver starts again elsewhere."""
+    import socket
+
+    import ray
+
+    from dstreams.streaming import StreamingContext
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    srv.settimeout(0.2)
+    port, done = srv.getsockname()[1], threading.Event()
+
+    def serve() -> None:  # every client gets a line every millisecond
+        while not done.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+
+            def feed(c: socket.socket) -> None:
+                with c:
+                    try:
+                        while not done.is_set():
+                            c.sendall(b"x\n")
+                            time.sleep(0.001)
+                    except OSError:
+                        pass
+
+            threading.Thread(target=feed, args=(conn,), daemon=True).start()
+        srv.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    conf = Conf(loadDefaults=False).set("dstreams.streaming.receiverRestartDelay", "200ms")
+    sc = Context("ray", "ray-receiver-restart", conf=conf)
+    try:
+        ssc = StreamingContext(sc, 0.2)
+        counts: list[int] = []
+        ssc.socketTextStream("127.0.0.1", port).foreachRDD(lambda rdd: counts.append(rdd.count()))
+        ssc.start()
+        tracker = ssc._receiver_tracker
+
+        def wait(pred: Any, what: str) -> None:
+            deadline = time.monotonic() + 30
+            while not pred():
+                assert time.monotonic() < deadline, what
+                time.sleep(0.05)
+
+        wait(lambda: sum(counts) > 100, "no lines before the kill")
+        first = next(iter(tracker.placements().values()))
+        assert first is not None
+        ray.kill(sc._backend.actor_of(first))
+        wait(
+            lambda: next(iter(tracker.placements().values())) not in (None, first),
+            "the receiver did not start again on another executor",
+        )
+        before = sum(counts)
+        wait(lambda: sum(counts) > before + 100, "no lines after the restart")
+        ssc.stop(stopSparkContext=False)
+    finally:
+        done.set()
+        sc.stop()
