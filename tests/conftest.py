@@ -75,33 +75,3 @@ def fresh_context(no_context: None) -> Iterator[Callable[..., Context]]:
     finally:
         for ctx in made:
             ctx.stop()
-
-
-@pytest.fixture(scope="session")
-def ray_session() -> Iterator[Any]:
-    """A Ray cluster of 3 nodes (1 CPU each) on loopback, for the whole session.
-
-    Simulated on this machine with ``ray.cluster_utils.Cluster``; yields the Cluster. Two
-    executors leave one node free for a replacement. Health checks are fast (a removed node is
-    declared dead in about a second), and the temp directory is private to this run.
-    """
-    import os
-    import socket
-    import tempfile
-
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # before Ray's import
-    os.environ["RAY_AUTH_MODE"] = "disabled"  # on both sides, so Ray Client can connect
-    pytest.importorskip("ray")
-    from dstreams.executor.ray import start_cluster
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        client_port = s.getsockname()[1]
-    cluster = start_cluster(3, tempfile.mkdtemp(prefix="dstreams-ray-test-"), 1, client_port)
-    cluster.dstreams_client_port = client_port
-    yield cluster
-    import ray
-
-    ray.shutdown()
-    cluster.shutdown()
-    os.environ.pop("RAY_ADDRESS", None)

@@ -54,6 +54,80 @@ def test_a_context_on_ray_runs_jobs_on_actor_executors(ray_sc):
     assert sorted(counts) == [("a", 500), ("b", 1000), ("c", 1500)]
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _kill_ray_of(temp_dir: str) -> None:
+    """Stop the Ray processes of one cluster by their pids (``ray stop`` would stop all)."""
+    import os
+    import signal
+
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                cmd = fh.read()
+        except OSError:
+            continue
+        if temp_dir.encode() in cmd:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def test_submit_runs_a_program_through_ray_client(tmp_path):
+    """``dstreams submit --master ray://...``: the driver is a Ray Client of a cluster.
+
+    The cluster is a head of its own (``ray start --head``, loopback, a private temp
+    directory), so the client's driver starts on a fresh cluster; it is stopped by pid.
+    """
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    prog = tmp_path / "wordcount.py"
+    prog.write_text(
+        "from operator import add\n"
+        "from dstreams import Context\n"
+        "sc = Context.getOrCreate()\n"
+        "words = sc.parallelize(['a b', 'b c c'], 2).flatMap(str.split)\n"
+        "print('RESULT', sorted(words.map(lambda w: (w, 1)).reduceByKey(add).collect()))\n"
+        "print('EXECUTORS', len(sc.executorIds()))\n"
+        "sc.stop()\n"
+    )
+    temp_dir = tempfile.mkdtemp(prefix="dstreams-ray-client-")
+    env = dict(os.environ, RAY_AUTH_MODE="disabled", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")
+    env.pop("RAY_ADDRESS", None)
+    client_port = _free_port()
+    ray_cli = os.path.join(os.path.dirname(sys.executable), "ray")
+    head = [ray_cli, "start", "--head", "--node-ip-address=127.0.0.1"]
+    head += [f"--port={_free_port()}", f"--ray-client-server-port={client_port}"]
+    head += ["--num-cpus=2", "--include-dashboard=false", f"--temp-dir={temp_dir}"]
+    head += ["--object-store-memory=80000000", "--disable-usage-stats"]
+    try:
+        started = subprocess.run(head, env=env, capture_output=True, text=True, timeout=120)
+        assert started.returncode == 0, started.stderr[-2000:]
+        cmd = [sys.executable, "-m", "dstreams.cli", "submit"]
+        cmd += ["--master", f"ray://127.0.0.1:{client_port}"]
+        cmd += ["--conf", "dstreams.driver.host=127.0.0.1", str(prog)]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "RESULT [('a', 1), ('b', 2), ('c', 2)]" in done.stdout
+        assert "EXECUTORS 2" in done.stdout
+    finally:
+        _kill_ray_of(temp_dir)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
 def _batches(n: int) -> list[list[str]]:
     import random
 
@@ -238,32 +312,6 @@ def test_dynamic_allocation_adds_an_actor_when_batches_take_the_whole_interval(n
         assert ssc._allocation is not None and ssc._allocation.policy.decisions[0].add >= 1
     finally:
         sc.stop()
-
-
-def test_submit_runs_a_program_through_ray_client(ray_session, tmp_path):
-    """``dstreams submit --master ray://...``: the driver is a Ray Client of the cluster."""
-    import os
-    import subprocess
-    import sys
-
-    prog = tmp_path / "wordcount.py"
-    prog.write_text(
-        "from operator import add\n"
-        "from dstreams import Context\n"
-        "sc = Context.getOrCreate()\n"
-        "words = sc.parallelize(['a b', 'b c c'], 2).flatMap(str.split)\n"
-        "print('RESULT', sorted(words.map(lambda w: (w, 1)).reduceByKey(add).collect()))\n"
-        "print('EXECUTORS', len(sc.executorIds()))\n"
-        "sc.stop()\n"
-    )
-    master = f"ray://127.0.0.1:{ray_session.dstreams_client_port}"
-    cmd = [sys.executable, "-m", "dstreams.cli", "submit", "--master", master]
-    cmd += ["--conf", "dstreams.driver.host=127.0.0.1", str(prog)]
-    env = dict(os.environ, RAY_AUTH_MODE="disabled")
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert "RESULT [('a', 1), ('b', 2), ('c', 2)]" in done.stdout
-    assert "EXECUTORS 2" in done.stdout
 
 
 def test_a_receiver_whose_actor_dies_restarts_on_another_executor(no_context):
