@@ -148,5 +148,37 @@ class BatchStats:
             return self._cond.wait_for(lambda: len(self.batches) >= n, timeout)
 
 
+def socket_wordcount_rate(
+    sc: Any, receivers: int, seconds: float, first_seed: int = 1
+) -> tuple[float, list[str]]:
+    """Words/s of a word count over ``receivers`` socket receivers, each offered 6 M words/s.
+
+    ``ssc.union`` of the streams, 1 s batches, ``seconds`` long; the figure counts the batches
+    that completed after a 10 s warm-up. Also returns where the receivers ran.
+    """
+    from operator import add
+
+    from dstreams.streaming import StreamingContext
+
+    sources = [TextSource(6_000_000, seed=first_seed + i) for i in range(receivers)]
+    ssc = StreamingContext(sc, 1.0)
+    streams = [ssc.socketTextStream("127.0.0.1", s.port) for s in sources]
+    counts = ssc.union(*streams).flatMap(str.split).map(lambda w: (w, 1)).reduceByKey(add)
+    counts.foreachRDD(lambda rdd: rdd.count())
+    stats = BatchStats()
+    ssc.addStreamingListener(stats)
+    try:
+        ssc.start()
+        time.sleep(seconds)
+        placed = sorted(str(e) for e in ssc._receiver_tracker.placements().values())
+    finally:
+        ssc.stop(stopSparkContext=False)
+        for s in sources:
+            s.stop()
+    first = stats.batches[0][0] if stats.batches else 0
+    late = [b for b in stats.batches if b[0] >= first + 10_000]
+    return sum(b[1] for b in late) * 10 / max(1, len(late)), placed  # 10 words a line
+
+
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "serve":
     _serve(*(int(a) for a in sys.argv[2:6]))

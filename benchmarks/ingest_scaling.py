@@ -16,16 +16,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from operator import add
-from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _streaming import BatchStats, TextSource, load_note
+from _streaming import load_note, socket_wordcount_rate
 
 from dstreams import Conf, Context
-from dstreams.streaming import StreamingContext
 
 
 def ingest(master: str, n: int, seconds: float) -> float:
@@ -36,25 +32,10 @@ def ingest(master: str, n: int, seconds: float) -> float:
         ]
     )
     sc = Context(master, f"ingest-{n}", conf=conf)
-    sources = [TextSource(6_000_000, seed=s) for s in range(n)]
     try:
-        ssc = StreamingContext(sc, 1.0)
-        streams = [ssc.socketTextStream("127.0.0.1", s.port) for s in sources]
-        counts = ssc.union(*streams).flatMap(str.split).map(lambda w: (w, 1)).reduceByKey(add)
-        counts.foreachRDD(lambda rdd: rdd.count())
-        stats = BatchStats()
-        ssc.addStreamingListener(stats)
-        ssc.start()
-        time.sleep(seconds)
-        placed = sorted(str(e) for e in ssc._receiver_tracker.placements().values())
-        ssc.stop(stopSparkContext=False)
+        rate, placed = socket_wordcount_rate(sc, n, seconds, first_seed=0)
     finally:
-        for s in sources:
-            s.stop()
         sc.stop()
-    first = stats.batches[0][0] if stats.batches else 0
-    late: list[Any] = [b for b in stats.batches if b[0] >= first + 10_000]
-    rate = sum(b[1] for b in late) * 10 / max(1, len(late))  # 10 words a line, 1 s batches
     print(f"  {master} x{n}: receivers on executors {placed}: {rate / 1e6:.2f} M words/s")
     return rate
 

@@ -32,10 +32,9 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import check_counts, corpus_path, expected_counts, wordcount
-from _streaming import BatchStats, TextSource, load_note
+from _streaming import load_note, socket_wordcount_rate
 
 from dstreams import Conf, Context
-from dstreams.streaming import StreamingContext
 from dstreams.testing import TestSource, manual_context, run_batches
 
 
@@ -97,26 +96,6 @@ def killed_executor(sc: Any, path: str, words: int, normal_s: float, kill: Any) 
     return took
 
 
-def receivers(sc: Any, seconds: float) -> float:
-    sources = [TextSource(6_000_000, seed=s) for s in (1, 2)]
-    ssc = StreamingContext(sc, 1.0)
-    streams = [ssc.socketTextStream("127.0.0.1", s.port) for s in sources]
-    counts = ssc.union(*streams).flatMap(str.split).map(lambda w: (w, 1)).reduceByKey(add)
-    counts.foreachRDD(lambda rdd: rdd.count())
-    stats = BatchStats()
-    ssc.addStreamingListener(stats)
-    try:
-        ssc.start()
-        time.sleep(seconds)
-    finally:
-        ssc.stop(stopSparkContext=False)
-        for s in sources:
-            s.stop()
-    first = stats.batches[0][0] if stats.batches else 0
-    late = [b for b in stats.batches if b[0] >= first + 10_000]
-    return sum(b[1] for b in late) * 10 / max(1, len(late))  # 10 words a line, per 1 s batch
-
-
 def kill_local(backend: Any, eid: str) -> None:
     backend.kill_executor(eid)
 
@@ -147,7 +126,7 @@ def run_backend(name: str, master: str, words: int, seconds: float) -> dict[str,
         normal = words / out["wc_words_s"]
         took = killed_executor(sc, path, words, normal, kill_ray if name == "ray" else kill_local)
         out["kill_extra_s"] = took - normal
-        out["recv_words_s"] = receivers(sc, seconds)
+        out["recv_words_s"] = socket_wordcount_rate(sc, 2, seconds)[0]
     finally:
         sc.stop()
     return out

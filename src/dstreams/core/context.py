@@ -294,10 +294,8 @@ class Context:
         """
         ids = [executorIds] if isinstance(executorIds, str) else list(executorIds)
         alive = set(self._backend.executor_ids())
-        unknown = [e for e in ids if e not in alive]
-        if unknown and len(unknown) == len(ids):
-            return False
-        return bool(self._backend.remove_executors([e for e in ids if e in alive]))
+        known = [e for e in ids if e in alive]
+        return bool(known) and bool(self._backend.remove_executors(known))
 
     def killExecutor(self, executorId: str) -> bool:
         """Remove one executor for good (``killExecutors([executorId])``)."""

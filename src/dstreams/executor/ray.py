@@ -40,18 +40,12 @@ from typing import Any
 from dstreams.conf import Conf
 from dstreams.executor.local import START_TIMEOUT, LocalBackend, _Worker
 
-__all__ = ["RayBackend", "ray_master", "start_cluster", "start_local_ray"]
+__all__ = ["RayBackend", "start_cluster", "start_local_ray"]
 
 log = logging.getLogger("dstreams.executor")
 
 #: the address Ray Client and a started cluster use on this machine
 LOOPBACK = "127.0.0.1"
-
-
-def ray_master(master: str) -> bool:
-    """Whether ``master`` names a Ray cluster (``ray`` or ``ray://host:port``)."""
-    m = master.strip()
-    return m == "ray" or m.startswith("ray://")
 
 
 def _import_ray() -> Any:
@@ -184,8 +178,8 @@ def _node_ip() -> str:
 class _RemoteProcess:
     """A worker process inside an actor, seen through ``Popen``'s interface."""
 
-    def __init__(self, backend: RayBackend, actor: Any, index: int, pid: int) -> None:
-        self.backend, self.actor, self.index, self.pid = backend, actor, index, pid
+    def __init__(self, actor: Any, index: int, pid: int) -> None:
+        self.actor, self.index, self.pid = actor, index, pid
         self.returncode: int | None = None
 
     def poll(self) -> int | None:
@@ -220,7 +214,6 @@ class RayBackend(LocalBackend):
         self._actor_cls = ray.remote(num_cpus=self._cores, max_restarts=0)(_ExecutorActor)
         self._actors: dict[int, tuple[Any, list[str]]] = {}  # actor number -> (handle, eids)
         self._actor_ids = itertools.count()
-        self._pending_start: dict[Any, tuple[int, list[str]]] = {}
         super().__init__(self._instances * self._cores, conf, scratch_dir)
 
     # -- LocalBackend's hooks -------------------------------------------------------------------
@@ -228,10 +221,11 @@ class RayBackend(LocalBackend):
         return Listener((self._host, 0), "AF_INET", 128, self._authkey)
 
     def _spawn(self) -> None:
-        """Start one more executor; called for each core at start, and after a loss.
+        """Start one more actor while fewer processes are alive than wanted.
 
-        A lost process is replaced by a whole new actor once every process of its actor is
-        gone (an actor's processes live and die together); the count of executors is kept.
+        Called once per process wanted at start, and after each loss. A lost process is
+        replaced by a whole new actor of ``dstreams.executor.cores`` processes, so with more
+        than one core the count runs over until the old actor's other processes go.
         """
         alive = sum(1 for w in self._workers.values() if w.alive)
         if alive >= self._target:
@@ -252,7 +246,7 @@ class RayBackend(LocalBackend):
         actor = self._actor_cls.remote()
         self._actors[number] = (actor, eids)
         for i, eid in enumerate(eids):
-            self._workers[eid] = _Worker(eid, _RemoteProcess(self, actor, i, 0))
+            self._workers[eid] = _Worker(eid, _RemoteProcess(actor, i, 0))
         threading.Thread(
             target=self._await_start,
             args=(number, actor, eids, actor.start.remote(argvs, envs)),

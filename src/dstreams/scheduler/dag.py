@@ -705,8 +705,6 @@ class DAGScheduler:
         if not touched:
             return
         for stage in list(self.running):
-            if stage.is_result and not stage.parents:
-                continue
             if not stage.is_result and stage.tsm is not None:
                 stage.tsm.resubmit(self._missing_partitions(stage))
             if any(not self._available(p) for p in stage.parents):

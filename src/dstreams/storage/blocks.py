@@ -184,16 +184,15 @@ def no_delay(conn: Connection) -> Connection:
     import socket
 
     try:
-        s = socket.fromfd(conn.fileno(), socket.AF_INET, socket.SOCK_STREAM)
+        # a duplicate of the descriptor, its family read from it: the connection keeps its own
+        s = socket.socket(fileno=os.dup(conn.fileno()))
     except OSError:
         return conn
     try:
-        if s.family == socket.AF_INET:
+        if s.family in (socket.AF_INET, socket.AF_INET6):
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except OSError:
-        pass  # not TCP
     finally:
-        s.close()  # a duplicate of the descriptor: the connection keeps its own
+        s.close()
     return conn
 
 
