@@ -157,7 +157,8 @@ def test_bad_sinks_and_records_name_the_bad_value(sc, tmp_path):
 
 @pytest.mark.parametrize("kind", ["file", "sqlite"])
 def test_two_live_attempts_of_a_partition_commit_once(tmp_path, kind):
-    """The first attempt's worker is stopped; its copy commits; it resumes and is refused.
+    """The first attempt's worker is stopped; its copy commits; it resumes and is refused
+    (or is killed as it resumes, before its commit): either way, one commit.
 
     Last in the module: it stops the module's Context to run one with speculation.
     """
@@ -202,7 +203,14 @@ def test_two_live_attempts_of_a_partition_commit_once(tmp_path, kind):
                         tried.write_text("")  # the zombie's commit returned (or raised)
 
             def abort(self, e: Any) -> None:
-                self.inner.abort(e)
+                try:
+                    self.inner.abort(e)
+                finally:
+                    tc = TaskContext.get()
+                    if tc is not None and tc.attemptNumber() == 0:
+                        # the copy's win killed the zombie as it resumed, before its commit:
+                        # the other way it can end
+                        tried.write_text("")
 
         result: list[Any] = []
         job = threading.Thread(
@@ -225,7 +233,7 @@ def test_two_live_attempts_of_a_partition_commit_once(tmp_path, kind):
         os.kill(pid, signal.SIGCONT)  # the zombie resumes and tries to commit too
         deadline = time.monotonic() + 30
         while not tried.exists():
-            assert time.monotonic() < deadline, "the resumed attempt never reached its commit"
+            assert time.monotonic() < deadline, "the resumed attempt never ended"
             time.sleep(0.01)
         if kind == "file":
             parts = sink.committed()[7000]
