@@ -301,3 +301,71 @@ def test_a_receiver_whose_actor_dies_restarts_on_another_executor(no_context):
     finally:
         done.set()
         sc.stop()
+
+
+def test_an_executor_of_two_cores_is_one_actor_of_two_processes(no_context, ray_session):
+    """``dstreams.executor.cores=2``: one actor, two task processes, its two CPUs held once.
+
+    A process that dies is started again in the same actor (which still holds its CPU), so
+    the cluster is never oversubscribed; removing both processes lets the actor go.
+    """
+    import os
+    import signal
+
+    import ray
+
+    node = ray_session.add_node(**dict(ray_session.dstreams_node_args, num_cpus=2))
+    ray_session.wait_for_nodes()
+    conf = (
+        Conf(loadDefaults=False)
+        .set("dstreams.executor.instances", "1")
+        .set("spark.executor.cores", "2")  # the spark. alias
+    )
+    sc = Context("ray", "ray-two-cores", conf=conf)
+    backend = sc._backend
+    total = ray.cluster_resources()["CPU"]
+
+    def wait(pred: Any, what: str) -> None:
+        deadline = time.monotonic() + 30
+        while not pred():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+    def used() -> float:
+        return total - ray.available_resources().get("CPU", 0.0)
+
+    def job_ok() -> None:
+        got = sc.parallelize(range(1000), 4).map(lambda x: (x % 7, x)).reduceByKey(add)
+        assert sorted(got.collect()) == sorted(
+            Counter({k: sum(x for x in range(1000) if x % 7 == k) for k in range(7)}).items()
+        )
+
+    try:
+        ids = sc.executorIds()
+        assert len(ids) == 2 and sc.defaultParallelism == 2
+        actor = backend.actor_of(ids[0])
+        assert backend.actor_of(ids[1]) is actor
+        assert ray.get(actor.node_id.remote()) == node.node_id, "only that node has 2 CPUs"
+        pids = backend.worker_pids()
+        assert pids[ids[0]] != pids[ids[1]] and 0 not in pids.values()
+        wait(lambda: used() == 2, "the actor should hold its 2 CPUs")
+        job_ok()
+
+        os.kill(pids[ids[0]], signal.SIGKILL)  # one core's process crashes
+        wait(lambda: ids[0] not in sc.executorIds() and len(sc.executorIds()) == 2, "no respawn")
+        new = next(e for e in sc.executorIds() if e != ids[1])
+        assert backend.actor_of(new) is actor, "started again inside the same actor"
+        wait(lambda: backend.worker_pids().get(new, 0) != 0, "the new process has no pid")
+        assert backend.worker_pids()[ids[1]] == pids[ids[1]], "the sibling was left alone"
+        assert used() == 2, "no second actor: the cluster is not oversubscribed"
+        job_ok()
+
+        assert sc.killExecutors(sc.executorIds())
+        wait(lambda: not sc.executorIds(), "the processes were not removed")
+        wait(lambda: used() == 0, "an actor with no process left should be let go")
+        assert sc.requestExecutors(1)
+        wait(lambda: len(sc.executorIds()) == 2, "one more executor is one actor of 2 cores")
+        job_ok()
+    finally:
+        sc.stop()
+        ray_session.remove_node(node)

@@ -10,7 +10,9 @@ them, on whichever node) and runs receivers beside its task slot. The driver's s
 heartbeats, unresponsive detection, block tracking and receiver commands. Only where the
 processes come from, and how their death is noticed, differ:
 
-* a worker process that dies closes its connection: its executor is lost at once;
+* a worker process that dies closes its connection: its executor is lost at once, and a new
+  process starts in the same actor, which still holds that core's CPU (no oversubscription,
+  its siblings untouched);
 * an actor that dies (``ray.kill``, a node removed) takes its processes with it (they are
   started with ``PR_SET_PDEATHSIG``); the driver also asks every actor for a heartbeat and
   declares the executors of one that fails (``RayActorError``, the first error included:
@@ -137,32 +139,46 @@ class _ExecutorActor:
     """One executor: the worker processes of its cores (the body of a Ray actor)."""
 
     def __init__(self) -> None:
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.procs: list[subprocess.Popen[bytes] | None] = []
+
+    def _popen(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        env = dict(env, DSTREAMS_BLOCK_HOST=_node_ip(), DSTREAMS_DIE_WITH_PARENT="1")
+        return subprocess.Popen([sys.executable, *argv], env=env, stdin=subprocess.DEVNULL)
 
     def start(self, argvs: list[list[str]], envs: list[dict[str, str]]) -> list[int]:
-        host = _node_ip()
-        for argv, env in zip(argvs, envs):
-            env = dict(env, DSTREAMS_BLOCK_HOST=host, DSTREAMS_DIE_WITH_PARENT="1")
-            self.procs.append(
-                subprocess.Popen([sys.executable, *argv], env=env, stdin=subprocess.DEVNULL)
-            )
-        return [p.pid for p in self.procs]
+        started = [self._popen(argv, env) for argv, env in zip(argvs, envs)]
+        self.procs = list(started)
+        return [p.pid for p in started]
+
+    def respawn(self, index: int, argv: list[str], env: dict[str, str]) -> list[int]:
+        """Start core ``index``'s process again (the old one is killed and reaped first)."""
+        old = self.procs[index]
+        if old is not None:
+            old.kill()
+            old.wait()
+        new = self._popen(argv, env)
+        self.procs[index] = new
+        return [new.pid]
 
     def node_id(self) -> str:
         import ray
 
         return str(ray.get_runtime_context().get_node_id())
 
-    def ping(self) -> list[int | None]:
-        """Each process's exit code (None: running)."""
-        return [p.poll() for p in self.procs]
+    def ping(self) -> list[tuple[int, int | None]]:
+        """Each core's process: (pid, exit code or None while it runs)."""
+        return [(p.pid, p.poll()) if p is not None else (0, None) for p in self.procs]
 
     def kill(self, index: int) -> None:
-        self.procs[index].kill()
+        p = self.procs[index]
+        if p is not None:
+            p.kill()
 
     def stop(self, timeout: float = 1.0) -> None:
         deadline = time.monotonic() + timeout
         for p in self.procs:
+            if p is None:
+                continue
             try:
                 p.wait(max(0.01, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -221,69 +237,101 @@ class RayBackend(LocalBackend):
         return Listener((self._host, 0), "AF_INET", 128, self._authkey)
 
     def _spawn(self) -> None:
-        """Start one more actor while fewer processes are alive than wanted.
+        """Start one more process while fewer are alive than wanted (the lock is held).
 
-        Called once per process wanted at start, and after each loss. A lost process is
-        replaced by a whole new actor of ``dstreams.executor.cores`` processes, so with more
-        than one core the count runs over until the old actor's other processes go.
+        Called once per process wanted at start, after each loss and for each one requested.
+        A free core of a live actor (its process died or was removed) gets a new process in
+        that actor, which still holds the core's CPU; only when no actor has one is a new
+        actor of ``dstreams.executor.cores`` processes requested.
         """
         alive = sum(1 for w in self._workers.values() if w.alive)
         if alive >= self._target:
             return
+        for number, (actor, eids) in self._actors.items():
+            for index, old in enumerate(eids):
+                if old not in self._workers:
+                    self._respawn(number, actor, eids, index)
+                    return
         self._start_actor()
 
     def request_executors(self, n: int) -> bool:
         """Add ``n`` executors: ``n`` more actors of ``dstreams.executor.cores`` each."""
         return super().request_executors(n * self._cores)
 
+    def _argv_env(self, eid: str) -> tuple[list[str], dict[str, str]]:
+        host, port = self._listener.address
+        return ["-m", "dstreams.executor.worker", f"tcp://{host}:{port}", eid], self._worker_env(
+            eid
+        )
+
     def _start_actor(self) -> None:
         """Request one actor; its processes register when they connect (never blocks)."""
         number = next(self._actor_ids)
         eids = [str(next(self._ids)) for _ in range(self._cores)]
-        host, port = self._listener.address
-        argvs = [["-m", "dstreams.executor.worker", f"tcp://{host}:{port}", e] for e in eids]
-        envs = [self._worker_env(e) for e in eids]
+        argvs, envs = zip(*(self._argv_env(e) for e in eids))
         actor = self._actor_cls.remote()
         self._actors[number] = (actor, eids)
         for i, eid in enumerate(eids):
             self._workers[eid] = _Worker(eid, _RemoteProcess(actor, i, 0))
-        threading.Thread(
-            target=self._await_start,
-            args=(number, actor, eids, actor.start.remote(argvs, envs)),
-            name=f"dstreams-ray-start-{number}",
-            daemon=True,
-        ).start()
+        self._await(number, actor, list(eids), actor.start.remote(list(argvs), list(envs)))
         if not getattr(self, "_actor_monitor", None):
             self._actor_monitor = threading.Thread(
                 target=self._watch_actors, name="dstreams-ray-monitor", daemon=True
             )
             self._actor_monitor.start()
 
+    def _respawn(self, number: int, actor: Any, eids: list[str], index: int) -> None:
+        """A new process (a new executor id) for core ``index`` of a live actor."""
+        eid = str(next(self._ids))
+        eids[index] = eid
+        self._workers[eid] = _Worker(eid, _RemoteProcess(actor, index, 0))
+        self._await(number, actor, [eid], actor.respawn.remote(index, *self._argv_env(eid)))
+
+    def _await(self, number: int, actor: Any, eids: list[str], started: Any) -> None:
+        threading.Thread(
+            target=self._await_start,
+            args=(number, actor, eids, started),
+            name=f"dstreams-ray-start-{number}",
+            daemon=True,
+        ).start()
+
     def _await_start(self, number: int, actor: Any, eids: list[str], started: Any) -> None:
-        """Note the processes' pids; an actor that cannot start is retried later."""
+        """Note the processes' pids; an actor that cannot start them is replaced later."""
         try:
             pids = self._ray.get(started, timeout=START_TIMEOUT)
         except Exception as e:
-            log.warning("executor actor %d did not start (%s); asking again", number, e)
-            self._actors.pop(number, None)
+            log.warning("executor actor %d did not start a process (%s); asking again", number, e)
             with self._lock:
-                for eid in eids:
+                self._actors.pop(number, None)
+                for eid in eids:  # never registered: no executor to report lost
                     w = self._workers.pop(eid, None)
                     if w is not None:
                         w.alive = False
-            try:
-                self._ray.kill(actor)
-            except Exception:
-                pass
+            self._actor_failed(number, actor, "its actor failed")
             time.sleep(1.0)
             with self._lock:
-                if not self._stopping:
-                    self._spawn()
+                for _ in eids:
+                    if not self._stopping:
+                        self._spawn()
             return
         for eid, pid in zip(eids, pids):
             w = self._workers.get(eid)
             if w is not None:
                 w.proc.pid = pid
+
+    def _actor_failed(self, number: int, actor: Any, reason: str) -> None:
+        """Forget actor ``number`` and lose every process it still runs."""
+        with self._lock:
+            entry = self._actors.pop(number, None)
+        for eid in entry[1] if entry else []:
+            w = self._workers.get(eid)
+            if w is not None and w.alive:
+                w.proc.returncode = -9
+                self._lost(w, reason)
+        try:
+            self._ray.kill(actor)
+        except Exception:
+            pass
 
     def _watch_actors(self) -> None:
         """Ask every actor how its processes are; an actor that fails loses its executors."""
@@ -294,27 +342,23 @@ class RayBackend(LocalBackend):
             time.sleep(self._heartbeat)
             for number, (actor, eids) in list(self._actors.items()):
                 try:
-                    codes = ray.get(actor.ping.remote(), timeout=max(1.0, 3 * self._heartbeat))
+                    slots = ray.get(actor.ping.remote(), timeout=max(1.0, 3 * self._heartbeat))
                 except GetTimeoutError:
                     continue  # slow, not dead: the heartbeats decide unresponsiveness
                 except RayActorError as e:
                     if self._stopping:
                         return
-                    codes = [-9] * len(eids)
                     log.warning("executor actor %d failed: %s", number, type(e).__name__)
+                    self._actor_failed(number, actor, f"its Ray actor failed ({type(e).__name__})")
+                    continue
                 except Exception:
                     continue
-                for eid, code in zip(eids, codes):
+                for eid, (pid, code) in zip(list(eids), slots):
                     w = self._workers.get(eid)
-                    if w is not None and code is not None and w.alive:
+                    # the pid tells a dead process from the newer one started in its core
+                    if w is not None and code is not None and w.alive and w.proc.pid == pid:
                         w.proc.returncode = code
                         self._lost(w, f"its process exited with code {code}")
-                if all(c is not None for c in codes):
-                    self._actors.pop(number, None)
-                    try:
-                        ray.kill(actor)
-                    except Exception:
-                        pass
 
     def _lost(self, w: _Worker, reason: str) -> None:
         with self._lock:
@@ -324,6 +368,20 @@ class RayBackend(LocalBackend):
         # connection so it exits, and have its actor kill it
         w.proc.kill()
         super()._lost(w, reason)
+        # an actor left with no process (each one removed, none wanted again) is let go
+        with self._lock:
+            idle = [
+                (n, a)
+                for n, (a, eids) in self._actors.items()
+                if not any(e in self._workers for e in eids)
+            ]
+            for n, _ in idle:
+                self._actors.pop(n, None)
+        for _, actor in idle:
+            try:
+                self._ray.kill(actor)
+            except Exception:
+                pass
 
     def worker_pids(self) -> dict[str, int]:
         return {eid: w.proc.pid for eid, w in self._workers.items() if w.alive}
