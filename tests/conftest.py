@@ -75,3 +75,21 @@ def fresh_context(no_context: None) -> Iterator[Callable[..., Context]]:
     finally:
         for ctx in made:
             ctx.stop()
+
+
+def _ui_off_by_default() -> None:
+    """The suite's Contexts start without the web UI (the UI tests turn it on).
+
+    Hundreds of Contexts each binding a port would slow the suite and could run out of the
+    16 ports tried from 4040; driver subprocesses get the same through the environment.
+    """
+    import os
+
+    from dstreams import conf
+
+    os.environ["DSTREAMS_CONF_UI__ENABLED"] = "false"
+    key = conf.KEYS["dstreams.ui.enabled"]
+    conf.KEYS["dstreams.ui.enabled"] = conf.ConfigKey(key.name, "false", key.doc)
+
+
+_ui_off_by_default()

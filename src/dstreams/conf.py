@@ -298,6 +298,79 @@ KEYS: dict[str, ConfigKey] = dict(
             None,
             "Directory (any fsspec URL) for dead-lettered records; needed by `deadLetter`.",
         ),
+        # --- observability keys ---
+        _k(
+            "dstreams.ui.enabled",
+            "true",
+            "Serve the web UI, the REST API (`/api/v1`) and Prometheus metrics (`/metrics`) "
+            "from the driver (needs `pip install 'dstreams[ui]'`; without it the UI is off and "
+            "one log line says so).",
+        ),
+        _k(
+            "dstreams.ui.port",
+            "4040",
+            "The UI's port; when it is taken, the next free one up to `dstreams.port.maxRetries` "
+            "ports on (as Spark). 0 picks any free port.",
+        ),
+        _k(
+            "dstreams.ui.host",
+            "127.0.0.1",
+            "Where the UI binds. Any address but loopback needs `dstreams.ui.authToken` or "
+            "`dstreams.ui.authDisabled=true`.",
+        ),
+        _k(
+            "dstreams.ui.authToken",
+            None,
+            "A token the UI asks for: `Authorization: Bearer <token>`, or `?token=<token>` once "
+            "(it is then kept in a cookie). Redacted wherever the configuration is shown.",
+        ),
+        _k(
+            "dstreams.ui.authDisabled",
+            "false",
+            "Serve a UI bound to a non-loopback address without a token (anyone who reaches the "
+            "port can read it; the UI is read-only).",
+        ),
+        _k("dstreams.port.maxRetries", "16", "Ports tried after a busy UI port (Spark's)."),
+        _k(
+            "dstreams.ui.retainedJobs",
+            "1000",
+            "Jobs the UI keeps (older ones are forgotten; counters still count them).",
+        ),
+        _k("dstreams.ui.retainedStages", "1000", "Stages the UI keeps."),
+        _k("dstreams.ui.retainedTasks", "1000", "Tasks the UI keeps per stage."),
+        _k(
+            "dstreams.streaming.ui.retainedBatches",
+            "1000",
+            "Completed batches the streaming page and the REST API keep.",
+        ),
+        _k(
+            "dstreams.ui.showConsoleProgress",
+            "true",
+            "`dstreams submit` on a terminal: a live status line and stage progress bars "
+            "(needs `rich`; `--quiet` turns it off; never shown when output is not a TTY).",
+        ),
+        _k(
+            "dstreams.scheduler.listenerbus.eventqueue.capacity",
+            "10000",
+            "Events the application's listener bus queues before it drops (and counts) them.",
+        ),
+        _k(
+            "dstreams.eventLog.enabled",
+            "false",
+            "Write every listener event as a JSON line under `dstreams.eventLog.dir`, for "
+            "`dstreams history`.",
+        ),
+        _k(
+            "dstreams.eventLog.dir",
+            "/tmp/dstreams-events",
+            "Where event logs go (any fsspec URL); one directory per application.",
+        ),
+        _k(
+            "dstreams.eventLog.rolling.maxFileSize",
+            "128m",
+            "An event log file rolls over to a new one at this size (Spark's rolling logs).",
+        ),
+        # --- end observability keys ---
         # --- end streaming keys ---
     ]
 )

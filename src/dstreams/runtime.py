@@ -19,7 +19,7 @@ from typing import Any
 
 from dstreams.conf import Conf, parse_master
 
-__all__ = ["BackendSpec", "create_backend", "register_backend"]
+__all__ = ["BackendSpec", "create_backend", "register_backend", "start_observers"]
 
 #: (master URL, conf, scratch directory) -> the started backend and its default parallelism
 BackendFactory = Callable[[str, Conf, str], tuple[Any, int]]
@@ -92,3 +92,17 @@ def validate_master(master: str) -> None:
             return
     forms = ", ".join(f"'{b.example}'" for b in _BACKENDS)
     raise ValueError(f"master {master!r} is not supported; use one of {forms}")
+
+
+def start_observers(sc: Any, bus: Any) -> Any:
+    """Start Context ``sc``'s UI, event log and status store on ``bus`` (``dstreams/ui``)."""
+    from dstreams.ui import start
+
+    return start(sc, bus)
+
+
+def validate_observers(conf: Conf) -> None:
+    """Fail early on UI settings that cannot work (a public bind without a token)."""
+    from dstreams.ui import validate
+
+    validate(conf)

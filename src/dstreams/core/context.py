@@ -110,9 +110,15 @@ class Context:
             self._conf.setAppName(appName)
         self.master = self._conf.get_str("dstreams.master") or "local[*]"
         self.appName = self._conf.get_str("dstreams.app.name") or "dstreams"
-        from dstreams.runtime import create_backend, validate_master
+        from dstreams.runtime import (
+            create_backend,
+            start_observers,
+            validate_master,
+            validate_observers,
+        )
 
         validate_master(self.master)
+        validate_observers(self._conf)
         # validate every setting read here before anything is started or registered
         parallelism = self._conf.get_int("dstreams.default.parallelism")
         if parallelism is not None and parallelism < 1:
@@ -133,6 +139,10 @@ class Context:
         self._stopped = False
         self._thread_props = threading.local()
         self._start_ms = int(_wall_time() * 1000)
+        self._app_id = f"app-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{os.getpid():05d}"
+        #: ``dstreams submit`` on a terminal shows progress (it sets this; see cli.py)
+        self._console_progress = False
+        self._observers: Any = None
         self._rdd_ids = itertools.count()
         self._ids = itertools.count()
         #: the directory given to ``setCheckpointDir`` (None: not set); RDD checkpoints go in
@@ -153,11 +163,15 @@ class Context:
         self.setLogLevel(log_level)
         backend = None
         try:
+            from dstreams.events import EventBus
             from dstreams.scheduler.runner import JobRunner
 
+            capacity = self._conf.get_int("dstreams.scheduler.listenerbus.eventqueue.capacity")
+            bus = EventBus(10000 if capacity is None else capacity)
             backend, num_workers = create_backend(self.master, self._conf, self._local_dir)
             self._backend = backend
-            self._runner = JobRunner(self._backend, self._conf, self._accumulators)
+            self._runner = JobRunner(self._backend, self._conf, self._accumulators, bus=bus)
+            self._observers = start_observers(self, bus)
         except BaseException:
             if backend is not None:
                 backend.stop()  # a bad setting read by the runner must not leak workers
@@ -210,6 +224,8 @@ class Context:
             self._runner.cancel_all("the Context was stopped")  # a running job ends at once
             self._runner.stop()
             self._backend.stop()
+            if self._observers is not None:
+                self._observers.stop()
         finally:
             shutil.rmtree(self._local_dir, ignore_errors=True)
             with Context._lock:
@@ -235,11 +251,12 @@ class Context:
 
     @property
     def applicationId(self) -> str:
-        return f"local-{os.getpid()}"
+        return self._app_id
 
     @property
-    def uiWebUrl(self) -> None:
-        return None
+    def uiWebUrl(self) -> str | None:
+        """The web UI's address (None when it is off)."""
+        return self._observers.url if self._observers is not None else None
 
     def getConf(self) -> Conf:
         return self._conf.copy()
@@ -491,7 +508,7 @@ class Context:
                 raise ValueError(f"partition {p!r} is out of range for {rdd!r} with {n} partitions")
         if not parts:
             return []
-        results = self._runner.run_job(rdd, func, parts)
+        results = self._runner.run_job(rdd, func, parts, self._thread_props.__dict__)
         for r in pending_checkpoints(rdd):
             try:
                 write_checkpoint(self, r)

@@ -47,7 +47,7 @@ from dstreams.scheduler.dag import (
     TaskFailed,
     TaskFinished,
 )
-from dstreams.scheduler.events import ReceiverMessage
+from dstreams.scheduler.events import ExecutorStorage, ReceiverMessage
 from dstreams.scheduler.task import TaskSpec
 from dstreams.serde import dumps_code
 from dstreams.storage.blocks import no_delay, socket_path
@@ -77,6 +77,7 @@ class _Worker:
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_heard: float = 0.0  # monotonic time of the last message from the worker
     unresponsive: bool = False
+    storage: Any = None  # (memory used, blocks) of its block store, from the last pong
 
 
 class LocalBackend(ExecutorBackend):
@@ -193,6 +194,9 @@ class LocalBackend(ExecutorBackend):
                 kind = msg[0]
                 w.last_heard = time.monotonic()
                 if kind == "pong":
+                    if msg[1] is not None and msg[1] != w.storage:
+                        w.storage = msg[1]
+                        put(ExecutorStorage(w.executor_id, *msg[1]))
                     continue
                 if kind == "receiver":
                     _, stream_id, what, body = msg

@@ -269,7 +269,8 @@ class Worker:
                 for task_id in msg[1]:
                     self._withdraw_or_kill(task_id, kill_running=kind == "kill")
             elif kind == "ping":
-                self._send(("pong", None))  # answered here, even while a task runs
+                # answered here, even while a task runs; with the block store's size, for the UI
+                self._send(("pong", (self.store.memory_used, len(self.store))))
             elif kind == "receiver":
                 self._receivers().handle(msg[1], msg[2])
             elif kind == "remove_input":

@@ -35,6 +35,7 @@ __all__ = [
     "RemoveBlocks",
     "CancelJobs",
     "ReceiverMessage",
+    "ExecutorStorage",
 ]
 
 
@@ -50,6 +51,15 @@ class ExecutorAdded:
 class ExecutorLost:
     executor_id: str
     reason: str
+
+
+@dataclass(frozen=True)
+class ExecutorStorage:
+    """An executor's block store, from its heartbeat (for the UI; the scheduler ignores it)."""
+
+    executor_id: str
+    memory_used: int
+    blocks: int
 
 
 @dataclass(frozen=True)

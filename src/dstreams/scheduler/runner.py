@@ -31,6 +31,7 @@ from dstreams.conf import Conf
 from dstreams.core.rdd import RDD
 from dstreams.core.shipping import encode_stage
 from dstreams.errors import JobCancelledError, SerializationError, TaskFailedError
+from dstreams.events import EventBus
 from dstreams.executor.base import ExecutorBackend
 from dstreams.faults import kill_point
 from dstreams.scheduler.dag import (
@@ -47,7 +48,8 @@ from dstreams.scheduler.dag import (
     TaskFinished,
     Tick,
 )
-from dstreams.scheduler.events import CancelJobs
+from dstreams.scheduler.events import CancelJobs, ExecutorStorage
+from dstreams.scheduler.progress import JobProgress
 from dstreams.scheduler.taskset import SpeculationConfig
 
 __all__ = ["JobRunner"]
@@ -62,6 +64,7 @@ class JobRunner:
         conf: Conf,
         accumulators: dict[int, Any],
         clock: Callable[[], float] = time.monotonic,
+        bus: EventBus | None = None,
     ) -> None:
         spec = SpeculationConfig(
             enabled=conf.get_bool("dstreams.speculation"),
@@ -87,6 +90,8 @@ class JobRunner:
         self._job_ids = itertools.count()
         self._next_job = 0
         self.jobs_run = 0
+        self.bus = bus or EventBus()
+        self._progress = JobProgress(self.bus)
 
     def post_cleanup(self, item: tuple[str, int]) -> None:
         """Queue an RDD/shuffle removal (thread-safe; applied by the runner thread)."""
@@ -97,15 +102,27 @@ class JobRunner:
         self.backend.events.put(CancelJobs(self._next_job, reason))
 
     def run_job(
-        self, rdd: RDD[Any], func: Callable[[Any], Any], partitions: list[int]
+        self,
+        rdd: RDD[Any],
+        func: Callable[[Any], Any],
+        partitions: list[int],
+        props: dict[str, str] | None = None,
     ) -> list[Any]:
-        """Compute ``func(iterator)`` for each partition; results in the order given."""
+        """Compute ``func(iterator)`` for each partition; results in the order given.
+
+        ``props`` are the caller's local properties (a job's description, its batch).
+        """
         with self._lock:
             job_id = next(self._job_ids)
             self._next_job = job_id + 1
             self._drain()
             payload_ids: list[int] = []
             actions = self.dag.submit_job(rdd, func, partitions, self.clock())
+            progress = self._progress if self.bus.active else None
+            if progress is not None:
+                progress.job_started(job_id, props or {})
+            outcome: Any = None
+            interrupted: BaseException | None = None
             try:
                 outcome = self._apply(actions, payload_ids)
                 events = self.backend.events
@@ -117,6 +134,10 @@ class JobRunner:
                         ev = Tick()
                     self._apply_cleanups()
                     now = self.clock()
+                    if progress is not None:
+                        progress.observed(ev)
+                    if isinstance(ev, ExecutorStorage):
+                        continue  # for the UI only
                     if isinstance(ev, CancelJobs):
                         if job_id < ev.before_job:
                             error = JobCancelledError(f"job {job_id} was cancelled: {ev.reason}")
@@ -128,12 +149,16 @@ class JobRunner:
                     if outcome is None and now - last_tick >= self._tick:
                         last_tick = now  # stragglers are checked even while events flow
                         outcome = self._apply(self.dag.handle(Tick(), now), payload_ids)
-            except BaseException:
+            except BaseException as e:
                 self._apply(self.dag.abort_job("the driver was interrupted"), [])
+                interrupted = e
                 raise
             finally:
                 self.jobs_run += 1
                 self.backend.forget_payloads(payload_ids)
+                if progress is not None:
+                    failure = outcome.error if isinstance(outcome, JobFailed) else interrupted
+                    progress.job_ended(job_id, failure)
             if isinstance(outcome, JobFailed):
                 err = outcome.error
                 if isinstance(err, TaskFailedError) and err.cause is not None:
@@ -149,13 +174,16 @@ class JobRunner:
                 ev = events.get_nowait()
             except queue.Empty:
                 break
-            if not isinstance(ev, CancelJobs):  # aimed at jobs that have ended
+            if self.bus.active:
+                self._progress.observed(ev)
+            if not isinstance(ev, (CancelJobs, ExecutorStorage)):  # CancelJobs: for ended jobs
                 self._apply(self.dag.handle(ev, self.clock()), [])
         self._apply_cleanups()
 
     def _apply_cleanups(self) -> None:
         while self._cleanups:
             kind, ident = self._cleanups.popleft()
+            self._progress.cleaned(kind, ident)
             self._apply(self.dag.handle(Cleanup(kind, ident), self.clock()), [])
 
     def _apply(self, actions: list[Any], payload_ids: list[int]) -> JobSucceeded | JobFailed | None:
@@ -169,9 +197,12 @@ class JobRunner:
                 # none of these launches happened: the scheduler frees their slots at once
                 failed = self.dag.launch_failed([a.spec.task_id for a in launches], e)
                 actions = [a for a in actions if not isinstance(a, Launch)] + failed
+        progress = self._progress if self.bus.active else None
         for a in actions:
             if isinstance(a, Launch):
                 assert a.stage.payload is not None
+                if progress is not None:
+                    progress.launched(a)
                 self.backend.launch(a.executor_id, a.spec, a.stage.payload)
             elif isinstance(a, MergeAccumulators):
                 for aid, delta in a.updates.items():

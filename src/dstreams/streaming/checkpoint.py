@@ -121,6 +121,7 @@ class CheckpointStore:
         self._fs, _, (root,) = fsspec.get_fs_token_paths(self.directory + "/metadata")
         self.root = root
         self._seq = -1
+        self.last_bytes = 0  # size of the newest checkpoint written
 
     # -- writing ------------------------------------------------------------------------------
     def _write(self, name: str, data: bytes, what: str) -> None:
@@ -162,7 +163,9 @@ class CheckpointStore:
         self._seq += 1
         cp.seq = self._seq
         name = f"checkpoint-{cp.seq:012d}"
-        self._write(name, _frame(pickle.dumps(cp, 5)), f"the checkpoint of batch {cp.time_ms}")
+        data = _frame(pickle.dumps(cp, 5))
+        self._write(name, data, f"the checkpoint of batch {cp.time_ms}")
+        self.last_bytes = len(data)
         for _, old in self._listing()[: -self.keep]:
             try:
                 self._fs.rm(old)

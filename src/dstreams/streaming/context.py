@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from dstreams.errors import SerializationError
+from dstreams.events import RateUpdate, StreamingStarted, now_ms
 from dstreams.shutdown import add_shutdown_hook, remove_shutdown_hook
 from dstreams.streaming._util import Deadline, to_ms
 from dstreams.streaming.checkpoint import Checkpoint
@@ -122,7 +123,7 @@ class StreamingContext:
         self._state = INITIALIZED
         self._checkpoint_dir: str | None = None
         self._graph = DStreamGraph(self._batch_ms)
-        self._bus = ListenerBus()
+        self._bus = ListenerBus(self._sc._runner.bus)
         self._waiter = ContextWaiter()
         self._rates = RateConfig.from_conf(self._conf_get)
         self._allocation: ExecutorAllocationManager | None = None
@@ -352,6 +353,7 @@ class StreamingContext:
             if self._conf_bool("dstreams.streaming.stopGracefullyOnShutdown", False):
                 add_shutdown_hook(self._stop_on_shutdown)
         self._bus.post(StreamingListenerStreamingStarted(self._clock.getTimeMillis()))
+        self._sc._runner.bus.post(StreamingStarted(now_ms(), self._batch_ms))
 
     def _state_checkpoint_failed(self, rdd: Any, error: BaseException) -> None:
         """A state RDD's checkpoint could not be written: the batch's output stands.
@@ -385,8 +387,11 @@ class StreamingContext:
     def _rate_controller(self, stream_id: int) -> RateController:
         tracker = self._receiver_tracker
 
+        bus = self._sc._runner.bus
+
         def publish(rate: float) -> None:
             tracker.update_rate(stream_id, rate)
+            bus.post(RateUpdate(now_ms(), stream_id, rate))
 
         estimator = self._rates.estimator(self._batch_ms)
         return RateController(stream_id, estimator, publish, self._rates)

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dstreams.errors import JobCancelledError
+from dstreams.events import Recovery, now_ms
 from dstreams.streaming._util import Deadline
 from dstreams.streaming.clock import ManualClock
 from dstreams.streaming.listener import (
@@ -313,6 +314,11 @@ class JobGenerator:
         # re-runs must find all of them again, each with its recorded plan
         self.last_generated_ms = cp.last_generated_ms
         self._rerun = set(times)
+        self.ssc._sc._runner.bus.post(
+            Recovery(
+                now_ms(), cp.last_generated_ms if cp.last_generated_ms is not None else -1, times
+            )
+        )
         self._thread = threading.Thread(target=self._loop, name="JobGenerator", daemon=True)
         self._thread.start()
         if times:
@@ -427,6 +433,16 @@ class JobScheduler:
         job_set.outputs[job.output_id] = info
         bus.post(StreamingListenerOutputOperationStarted(info))
         failure = None
+        sc = self.ssc._sc
+        props = {
+            "spark.streaming.internal.batchTime": str(job.time_ms),
+            "spark.streaming.internal.outputOpId": str(job.output_id),
+            "spark.job.description": (
+                f"Streaming job from [output operation {job.output_id}, batch time {job.time_ms}]"
+            ),
+        }
+        for k, v in props.items():
+            sc.setLocalProperty(k, v)
         try:
             job.func()
         except Exception as e:  # noqa: BLE001 - fails this batch only

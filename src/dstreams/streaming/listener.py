@@ -9,7 +9,9 @@ as in PySpark.
 The :class:`ListenerBus` is owned by the job scheduler (``jobs.py``) and by the
 receiver tracker (``receiver.py``).  It delivers events synchronously on the
 posting thread, in posting order; a listener that raises is logged and skipped,
-never allowed to break the engine.
+never allowed to break the engine.  Each event is also handed, as a plain
+application event (``dstreams/events.py``, :func:`app_event`), to the
+application's asynchronous bus, which feeds the UI, the metrics and the event log.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 import logging
 import threading
 from typing import Any
+
+from dstreams import events as app
 
 __all__ = [
     "BatchExtras",
@@ -36,6 +40,7 @@ __all__ = [
     "StreamingListenerReceiverStopped",
     "StreamingListenerStreamingStarted",
     "Time",
+    "app_event",
 ]
 
 _log = logging.getLogger(__name__)
@@ -439,12 +444,74 @@ _CALLBACKS: dict[type, str] = {
 }
 
 
-class ListenerBus:
-    """Delivers events to listeners, synchronously and in order."""
+def _batch(cls: type[app._Batch], info: BatchInfo) -> app.Event:
+    outputs = {
+        i: {
+            "name": o.name(),
+            "description": o.description(),
+            "start": o.startTime(),
+            "end": o.endTime(),
+            "failure": o.failureReason() or "",
+        }
+        for i, o in info._outputs.items()
+    }
+    return cls(
+        app.now_ms(),
+        info._batch.milliseconds(),
+        info._submitted,
+        info._pstart,
+        info._pend,
+        {i: s.numRecords() for i, s in info._inputs.items()},
+        {i: s._meta for i, s in info._inputs.items() if s._meta},
+        outputs,
+    )
 
-    def __init__(self) -> None:
+
+def _receiver(cls: type[app._Receiver], info: ReceiverInfo) -> app.Event:
+    f = info._fields
+    return cls(app.now_ms(), f[0], f[1], f[2], f[4], f[3], f[6], f[5], f[7])
+
+
+def app_event(event: _Event) -> app.Event | None:
+    """``event`` as the application event the UI and the event log read."""
+    if isinstance(event, StreamingListenerBatchCompleted):
+        return _batch(app.BatchCompleted, event._info)
+    if isinstance(event, StreamingListenerBatchStarted):
+        return _batch(app.BatchStarted, event._info)
+    if isinstance(event, StreamingListenerBatchSubmitted):
+        return _batch(app.BatchSubmitted, event._info)
+    if isinstance(event, _OutputEvent):
+        o = event._info
+        cls = (
+            app.OutputOperationCompleted
+            if isinstance(event, StreamingListenerOutputOperationCompleted)
+            else app.OutputOperationStarted
+        )
+        return cls(
+            app.now_ms(),
+            o.batchTime().milliseconds(),
+            o.id(),
+            o.name(),
+            o.startTime(),
+            o.endTime(),
+            o.failureReason() or "",
+        )
+    if isinstance(event, StreamingListenerReceiverStarted):
+        return _receiver(app.ReceiverStarted, event._info)
+    if isinstance(event, StreamingListenerReceiverError):
+        return _receiver(app.ReceiverError, event._info)
+    if isinstance(event, StreamingListenerReceiverStopped):
+        return _receiver(app.ReceiverStopped, event._info)
+    return None  # StreamingStarted: posted with the batch duration by the context
+
+
+class ListenerBus:
+    """Delivers events to listeners, synchronously and in order (and to the app's bus)."""
+
+    def __init__(self, app_bus: app.EventBus | None = None) -> None:
         self._listeners: list[Any] = []
         self._lock = threading.RLock()
+        self._app_bus = app_bus
 
     def addListener(self, listener: Any) -> None:
         """Register ``listener`` (any object with some of the ``on...`` callbacks)."""
@@ -466,6 +533,10 @@ class ListenerBus:
     def post(self, event: _Event) -> None:
         """Call the matching callback of every listener; log and skip a listener that raises."""
         name = _CALLBACKS[type(event)]
+        if self._app_bus is not None and self._app_bus.active:
+            converted = app_event(event)
+            if converted is not None:
+                self._app_bus.post(converted)
         with self._lock:
             for listener in list(self._listeners):
                 callback = getattr(listener, name, None)

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import logging
 import pickle
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from dstreams.events import CheckpointWritten, now_ms
 from dstreams.streaming.checkpoint import (
     Checkpoint,
     CheckpointError,
@@ -69,6 +71,7 @@ class MetadataCheckpointer:
         """
         ssc = self.ssc
         sc = ssc._sc
+        began = time.perf_counter()
         cp = Checkpoint(
             seq=0,
             time_ms=time_ms,
@@ -85,7 +88,10 @@ class MetadataCheckpointer:
             streams=ssc._graph.checkpoint_data(),
             receivers=ssc._receiver_tracker.checkpoint_data(),
         )
-        return self.store.write(cp)
+        path = self.store.write(cp)
+        took = (time.perf_counter() - began) * 1000.0
+        sc._runner.bus.post(CheckpointWritten(now_ms(), time_ms, took, self.store.last_bytes))
+        return path
 
 
 def _version() -> str:

@@ -1,0 +1,156 @@
+"""Observability: the web UI, the REST API, Prometheus metrics, the event log and history.
+
+:func:`start` is called by the Context (through ``runtime.start_observers``): it registers on
+the application's event bus a :class:`~dstreams.ui.status.StatusStore` (which the UI, the API,
+``/metrics`` and the terminal status read) and, when asked, an event-log writer, then starts the
+UI server and posts the application's start. Everything here reads events only; nothing reaches
+into the scheduler.
+
+The UI needs the ``ui`` extra (``pip install 'dstreams[ui]'``: aiohttp, prometheus_client); when
+it is missing, the UI is off and one log line says how to turn it on.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import sys
+from typing import Any
+
+from dstreams import events as ev
+from dstreams.ui.status import StatusStore
+
+__all__ = ["Observers", "is_loopback", "start", "validate"]
+
+_log = logging.getLogger("dstreams.ui")
+
+
+class Observers:
+    """What :func:`start` started; :meth:`stop` ends it (the application's end included)."""
+
+    def __init__(self, bus: ev.EventBus, store: StatusStore | None) -> None:
+        self.bus = bus
+        self.store = store
+        self.server: Any = None
+        self.writer: Any = None
+
+    @property
+    def url(self) -> str | None:
+        return self.server.url if self.server is not None else None
+
+    def stop(self) -> None:
+        self.bus.post(ev.AppEnd(ev.now_ms()))
+        self.bus.stop()
+        if self.writer is not None:
+            self.writer.close(completed=True)
+        if self.server is not None:
+            self.server.stop()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine's loopback interface only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate(conf: Any) -> None:
+    """Fail on UI settings that cannot work, before the Context starts anything."""
+    if not conf.get_bool("dstreams.ui.enabled"):
+        return
+    host = conf.get_str("dstreams.ui.host") or "127.0.0.1"
+    if (
+        not is_loopback(host)
+        and not conf.get_str("dstreams.ui.authToken")
+        and not conf.get_bool("dstreams.ui.authDisabled")
+    ):
+        raise ValueError(
+            f"dstreams.ui.host={host!r} is not a loopback address: set dstreams.ui.authToken to "
+            "a secret (clients then send it), or dstreams.ui.authDisabled=true to serve the "
+            "read-only UI to anyone who reaches the port, or bind to 127.0.0.1"
+        )
+    port = conf.get_int("dstreams.ui.port")
+    if port is not None and not 0 <= port <= 65535:
+        raise ValueError(f"dstreams.ui.port={port} is not a port; use 0-65535 (0: any free)")
+
+
+def start(sc: Any, bus: ev.EventBus) -> Observers:
+    """Start the store, the event log and the UI of Context ``sc`` (as its conf says)."""
+    conf = sc._conf
+    ui_on = conf.get_bool("dstreams.ui.enabled")
+    log_on = conf.get_bool("dstreams.eventLog.enabled")
+    store = None
+    if ui_on or sc._console_progress:
+        store = StatusStore(
+            retained_batches=conf.get_int("dstreams.streaming.ui.retainedBatches") or 1000,
+            retained_jobs=conf.get_int("dstreams.ui.retainedJobs") or 1000,
+            retained_stages=conf.get_int("dstreams.ui.retainedStages") or 1000,
+            retained_tasks=conf.get_int("dstreams.ui.retainedTasks") or 1000,
+        )
+    obs = Observers(bus, store)
+    server = None
+    if ui_on:
+        try:
+            from dstreams.ui.server import UIServer
+        except ImportError as e:
+            _log.warning(
+                "the web UI is off: %s is not installed (pip install 'dstreams[ui]', or set "
+                "dstreams.ui.enabled=false to silence this)",
+                e.name,
+            )
+        else:
+            host = conf.get_str("dstreams.ui.host") or "127.0.0.1"
+            port = conf.get_int("dstreams.ui.port")
+            server = UIServer(
+                lambda: {sc.applicationId: store} if store is not None else {},
+                host,
+                4040 if port is None else port,
+                conf.get_str("dstreams.ui.authToken"),
+                conf.get_bool("dstreams.ui.authDisabled"),
+                conf.get_int("dstreams.port.maxRetries") or 16,
+            )
+    if log_on:
+        from dstreams.ui.eventlog import EventLogWriter
+
+        try:
+            obs.writer = EventLogWriter(
+                conf.get_str("dstreams.eventLog.dir") or "/tmp/dstreams-events",
+                sc.applicationId,
+                conf.get_size_bytes("dstreams.eventLog.rolling.maxFileSize"),
+            )
+        except BaseException:
+            if server is not None:
+                server.stop()
+            raise
+        bus.add_listener(obs.writer)
+    if store is not None:
+        bus.add_listener(store)
+    obs.server = server
+    from dstreams import __version__
+
+    bus.post(
+        ev.AppStart(
+            sc.startTime,
+            sc.applicationId,
+            sc.appName,
+            sc.master,
+            _user(),
+            __version__,
+            [[k, v] for k, v in conf.redacted()],
+        )
+    )
+    if server is not None:
+        print(f"dstreams UI at {server.url}", file=sys.stderr, flush=True)
+    return obs
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return ""
