@@ -123,6 +123,15 @@ class BatchReporter(StreamingListener):
         )
 
 
+def _kill_a_worker(sc: Context, ssc: StreamingContext) -> None:
+    """SIGKILL a worker that runs no receiver: its blocks are recomputed, a new one starts."""
+    receivers = set(ssc._receiver_tracker.placements().values())
+    victims = [e for e in sc.executorIds() if e not in receivers] or sc.executorIds()
+    if victims:
+        print(f"killing worker {victims[0]} (SIGKILL) to show recovery", flush=True)
+        sc._backend.kill_executor(victims[0])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; return the process exit code."""
     p = argparse.ArgumentParser(prog="dstreams demo", description=__doc__.splitlines()[0])
@@ -131,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--window", type=float, default=10.0, help="window length in seconds")
     p.add_argument("--rate", type=int, default=2000, help="generated lines per second")
     p.add_argument("--master", default="local[2]")
+    p.add_argument(
+        "--kill-at",
+        type=float,
+        default=10.0,
+        help="SIGKILL one task worker after this many seconds, to show recovery (0: never)",
+    )
     args = p.parse_args(argv)
     generator = TextGenerator(args.rate)
     print(
@@ -157,12 +172,21 @@ def main(argv: list[str] | None = None) -> int:
         )
         counts.transform(lambda rdd: rdd.sortBy(lambda kv: (-kv[1], kv[0]))).pprint(5)
         ssc.start()
+        if sc.uiWebUrl and 0 < args.kill_at < args.duration:
+            print(f"a worker is killed at {args.kill_at:g}s: watch {sc.uiWebUrl}", flush=True)
+        killer = None
+        if 0 < args.kill_at < args.duration:
+            killer = threading.Timer(args.kill_at, _kill_a_worker, args=(sc, ssc))
+            killer.daemon = True
+            killer.start()
         interrupted = False
         try:
             ssc.awaitTerminationOrTimeout(args.duration)
         except KeyboardInterrupt:
             interrupted = True
         finally:
+            if killer is not None:
+                killer.cancel()
             ssc.stop(stopSparkContext=False)
             generator.close()
         if interrupted:
