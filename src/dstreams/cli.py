@@ -1,4 +1,4 @@
-"""The ``dstreams`` command: ``submit``, ``demo`` (the streaming demo), ``demo-batch``, ``conf``.
+"""The ``dstreams`` command: ``submit``, ``demo``, ``demo-batch``, ``history``, ``conf``.
 
 ``dstreams submit [--master M] [--name N] [--conf K=V ...] program.py [args]`` runs a program
 like ``spark-submit`` does: the settings become defaults of every ``Conf`` the program creates
@@ -71,6 +71,27 @@ def submit(program: str, args: list[str], settings: dict[str, str]) -> int:
     return 0
 
 
+def history(directory: str, host: str, port: int, token: str | None) -> int:
+    """Serve the history UI until interrupted."""
+    import time
+
+    from dstreams.ui.history import HistoryServer
+
+    try:
+        server = HistoryServer(directory, host, port, token)
+    except (FileNotFoundError, ValueError, OSError) as e:
+        raise SystemExit(f"dstreams history: {e}") from None
+    print(f"dstreams history of {directory} at {server.url} (Ctrl-C to stop)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
 def _setting(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -93,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     b = sub.add_parser("demo-batch", help="batch word count over a generated corpus")
     b.add_argument("--words", type=int, default=2_000_000)
     b.add_argument("--master", default="local[2]")
+    h = sub.add_parser("history", help="serve the UI of the applications logged in DIR")
+    h.add_argument("dir", help="the dstreams.eventLog.dir of the applications (any fsspec URL)")
+    h.add_argument("--host", default="127.0.0.1")
+    h.add_argument("--port", type=int, default=18080)
+    h.add_argument("--token", help="ask clients for this token (needed off loopback)")
     sub.add_parser("conf", help="print every configuration key with its default")
     args, rest = parser.parse_known_args(argv)
     if args.cmd == "submit":
@@ -110,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.cmd == "demo-batch":
         return batch_demo(args.words, args.master)
+    if args.cmd == "history":
+        return history(args.dir, args.host, args.port, args.token)
     from dstreams.conf import _markdown
 
     print(_markdown())

@@ -54,3 +54,39 @@ def test_a_torn_last_line_is_skipped_and_a_bad_line_elsewhere_is_named(tmp_path)
     (d / "events_1_app-1.jsonl").write_text("{nope\n" + good + "\n")
     with pytest.raises(ValueError, match=r"events_1_app-1.jsonl, line 1"):
         list(read_events(str(d)))
+
+
+def test_dstreams_history_serves_a_log_directory_and_names_a_missing_one(tmp_path):
+    import subprocess
+    import sys
+
+    from dstreams import events as ev
+    from dstreams.ui.eventlog import EventLogWriter
+
+    w = EventLogWriter(str(tmp_path), "app-7")
+    w.on_event(ev.AppStart(1000, "app-7", "logged"))
+    w.on_event(ev.JobStart(1001, 0, "a job"))
+    w.on_event(ev.JobEnd(1002, 0, True))
+    w.on_event(ev.AppEnd(1003))
+    missing = subprocess.run(
+        [sys.executable, "-m", "dstreams.cli", "history", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode != 0 and "nope" in missing.stderr
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dstreams.cli", "history", str(tmp_path), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        url = line.split(" at ")[1].split()[0]
+        (app,) = get(f"{url}/api/v1/applications")
+        assert app["name"] == "logged" and app["attempts"][0]["completed"] is True
+        (job,) = get(f"{url}/api/v1/applications/app-7/jobs")
+        assert job["status"] == "SUCCEEDED" and job["description"] == "a job"
+    finally:
+        proc.kill()
+        proc.wait()
