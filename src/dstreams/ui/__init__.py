@@ -144,6 +144,7 @@ def start(sc: Any, bus: ev.EventBus) -> Observers:
             [[k, v] for k, v in conf.redacted()],
         )
     )
+    bus.wait_until_empty(5)  # the UI knows the application before its address is announced
     if server is not None:
         print(f"dstreams UI at {server.url}", file=sys.stderr, flush=True)
     return obs
