@@ -55,13 +55,18 @@ def batch_demo(words: int = 2_000_000, master: str = "local[2]") -> int:
     return 0 if total == words else 1
 
 
-def submit(program: str, args: list[str], settings: dict[str, str]) -> int:
-    """Run ``program`` as ``__main__`` with ``settings`` as configuration defaults."""
-    from dstreams.conf import SUBMIT_ENV
+def submit(program: str, args: list[str], settings: dict[str, str], quiet: bool = False) -> int:
+    """Run ``program`` as ``__main__`` with ``settings`` as configuration defaults.
+
+    On a terminal (standard error a TTY) and without ``quiet``, the program's Contexts show a
+    live status line and stage progress bars (``dstreams/ui/console.py``).
+    """
+    from dstreams.conf import CONSOLE_ENV, SUBMIT_ENV
 
     if not os.path.isfile(program):
         raise SystemExit(f"dstreams submit: no such program {program!r}")
     os.environ[SUBMIT_ENV] = json.dumps(settings)
+    os.environ[CONSOLE_ENV] = "0" if quiet or not sys.stderr.isatty() else "1"
     sys.argv = [program, *args]
     sys.path.insert(0, os.path.dirname(os.path.abspath(program)))
     try:
@@ -106,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--master", help="local, local[N], local[*], ray or ray://host:port")
     s.add_argument("--name", help="application name")
     s.add_argument("--conf", type=_setting, action="append", default=[], metavar="KEY=VALUE")
+    s.add_argument(
+        "--quiet", action="store_true", help="no live status line or progress bars on a terminal"
+    )
     s.add_argument("program")
     s.add_argument("args", nargs=argparse.REMAINDER)
     sub.add_parser(
@@ -127,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             settings["dstreams.master"] = args.master
         if args.name:
             settings["dstreams.app.name"] = args.name
-        return submit(args.program, args.args + rest, settings)
+        return submit(args.program, args.args + rest, settings, args.quiet)
     if args.cmd == "demo":
         from dstreams.demo_streaming import main as streaming_demo
 

@@ -20,7 +20,11 @@ REDACTED = "*********(redacted)"
 #: environment variable through which ``dstreams submit`` hands settings to the program's Conf
 SUBMIT_ENV = "DSTREAMS_SUBMIT_CONF"
 
+#: set to ``1`` by ``dstreams submit`` on a terminal without ``--quiet``: show live progress
+CONSOLE_ENV = "DSTREAMS_CONSOLE_PROGRESS"
+
 __all__ = [
+    "CONSOLE_ENV",
     "REDACTED",
     "SUBMIT_ENV",
     "parse_size_bytes",

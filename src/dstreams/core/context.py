@@ -12,6 +12,7 @@ import itertools
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -21,7 +22,7 @@ from typing import Any, ClassVar
 
 import cloudpickle
 
-from dstreams.conf import Conf
+from dstreams.conf import CONSOLE_ENV, Conf
 from dstreams.core.checkpoint import pending_checkpoints, write_checkpoint
 from dstreams.core.io import (
     BinaryRecordsRDD,
@@ -140,8 +141,12 @@ class Context:
         self._thread_props = threading.local()
         self._start_ms = int(_wall_time() * 1000)
         self._app_id = f"app-{time.strftime('%Y%m%d%H%M%S', time.gmtime())}-{os.getpid():05d}"
-        #: ``dstreams submit`` on a terminal shows progress (it sets this; see cli.py)
-        self._console_progress = False
+        #: ``dstreams submit`` on a terminal shows progress (see cli.submit and ui/console.py)
+        self._console_progress = (
+            os.environ.get(CONSOLE_ENV) == "1"
+            and bool(self._conf.get_bool("dstreams.ui.showConsoleProgress"))
+            and sys.stderr.isatty()
+        )
         self._observers: Any = None
         self._rdd_ids = itertools.count()
         self._ids = itertools.count()

@@ -33,6 +33,7 @@ class Observers:
         self.store = store
         self.server: Any = None
         self.writer: Any = None
+        self.console: Any = None
 
     @property
     def url(self) -> str | None:
@@ -41,6 +42,8 @@ class Observers:
     def stop(self) -> None:
         self.bus.post(ev.AppEnd(ev.now_ms()))
         self.bus.stop()
+        if self.console is not None:
+            self.console.stop()
         if self.writer is not None:
             self.writer.close(completed=True)
         if self.server is not None:
@@ -147,6 +150,14 @@ def start(sc: Any, bus: ev.EventBus) -> Observers:
     bus.wait_until_empty(5)  # the UI knows the application before its address is announced
     if server is not None:
         print(f"dstreams UI at {server.url}", file=sys.stderr, flush=True)
+    if store is not None and sc._console_progress:
+        try:
+            from dstreams.ui.console import ConsoleProgress
+        except ImportError as e:
+            _log.warning("no progress in the terminal: %s is not installed (the ui extra)", e.name)
+        else:
+            obs.console = ConsoleProgress(store)
+            obs.console.start()
     return obs
 
 
