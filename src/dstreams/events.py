@@ -214,6 +214,8 @@ class _Batch(Event):
     metadata: dict[int, dict[str, Any]] = field(default_factory=dict)
     #: output op id -> {"name", "description", "start", "end", "failure"}
     outputs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: state stream id -> {"operation", "keys", "bytes"} of its state after the batch
+    state: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -343,7 +345,7 @@ def from_json(obj: dict[str, Any]) -> Event | None:
         return None
     names = {f.name for f in dataclasses.fields(cls)}
     kwargs = {k: v for k, v in obj.items() if k in names}
-    for key in ("records", "metadata", "outputs"):  # JSON object keys are strings
+    for key in ("records", "metadata", "outputs", "state"):  # JSON object keys are strings
         if isinstance(kwargs.get(key), dict):
             kwargs[key] = {int(k): v for k, v in kwargs[key].items()}
     return cls(**kwargs)

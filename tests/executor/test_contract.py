@@ -255,7 +255,8 @@ def test_cached_blocks_written_by_one_executor_are_read_by_another(driver, tmp_p
     rdd = ListRDD(ctx, [[1, 2]]).mapPartitionsWithIndex(compute).cache()
     ev = driver.run(a, 20, rdd, list)
     assert pickle.loads(ev.result.value) == [2, 3]
-    assert ev.result.cached == [(rdd.id(), 0)]
+    # the cached partition, its records, and its stored (pickled) size
+    assert ev.result.cached == [(rdd.id(), 0, 2, len(pickle.dumps([2, 3], 5)))]
     assert len(os.listdir(marks)) == 1
     locs = {(rdd.id(), 0): (a, driver.addresses[a])}
     ev = driver.run(b, 21, rdd, list, block_locations=locs)

@@ -98,8 +98,9 @@ class Harness:
         launch: Launch,
         value: Any = None,
         accumulators: dict[int, Any] | None = None,
-        cached: list[tuple[int, int]] | None = None,
+        cached: list[tuple[int, int, int, int]] | None = None,
     ) -> list[Any]:
+        """``cached``: (rdd_id, split, records, bytes) of each partition the task cached."""
         if value is None:
             value = ("result", launch.spec.partition)
         res = TaskResult(

@@ -120,7 +120,7 @@ def test_fully_cached_rdd_needs_no_parent_stage(ctx):
     sid = pending[0].spec.shuffle_id
     while pending:
         launch = pending.pop(0)
-        cached = [(rdd.id(), launch.spec.partition)] if launch.stage.is_result else []
+        cached = [(rdd.id(), launch.spec.partition, 1, 9)] if launch.stage.is_result else []
         pending.extend(launches(h.finish(launch, cached=cached)))
     assert set(h.dag.cache_locs) == {(rdd.id(), 0), (rdd.id(), 1)}
     # even after the shuffle's outputs are gone, the cached RDD needs no map stage
@@ -137,7 +137,7 @@ def cached_shuffle_then_reader(ctx, h):
     pending = launches(h.submit(rdd))
     while pending:
         launch = pending.pop(0)
-        cached = [(rdd.id(), launch.spec.partition)] if launch.stage.is_result else []
+        cached = [(rdd.id(), launch.spec.partition, 1, 9)] if launch.stage.is_result else []
         pending.extend(launches(h.finish(launch, cached=cached)))
     assert len(h.dag.cache_locs) == 2
     return rdd
@@ -335,10 +335,15 @@ def test_lost_executor_forgets_cached_blocks(ctx):
     rdd = ctx.parallelize(2).cache()
     acts = h.submit(rdd)
     for launch in launches(acts):
-        h.finish(launch, cached=[(rdd.id(), launch.spec.partition)])
+        p = launch.spec.partition
+        h.finish(launch, cached=[(rdd.id(), p, 10 + p, 100 + p)])
     assert len(h.dag.cache_locs) == 2
+    # the sizes the tasks reported add up per RDD, as the state-size metric reads them
+    assert h.dag.cached_size(rdd.id(), 2) == (21, 201, 2)
+    kept = next(p for (_, p), loc in h.dag.cache_locs.items() if loc[0] == "a")
     h.lose_executor("b")
     assert [loc[0] for loc in h.dag.cache_locs.values()] == ["a"]
+    assert h.dag.cached_size(rdd.id(), 2) == (10 + kept, 100 + kept, 1)
 
 
 # -- fetch failure ----------------------------------------------------------------------------
@@ -480,7 +485,7 @@ def test_tasks_prefer_the_executor_holding_their_cached_input(ctx):
     while pending:
         launch = pending.pop(0)
         where[launch.spec.partition] = launch.executor_id
-        pending += launches(h.finish(launch, cached=[(rdd.id(), launch.spec.partition)]))
+        pending += launches(h.finish(launch, cached=[(rdd.id(), launch.spec.partition, 1, 9)]))
     assert set(where.values()) == {"a", "b"}
 
     derived = rdd.map(str)

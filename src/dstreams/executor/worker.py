@@ -117,11 +117,12 @@ class WorkerTaskContext(TaskContext):
         return self._w.store.get(key) is not None or (rdd_id, split) in self.spec.block_locations
 
     def put_cached(self, rdd_id: int, split: int, data: list[Any], level: Any) -> None:
+        blob = pickle.dumps(data, 5)
         stored = self._w.store.put_cached(
-            ("rdd", rdd_id, split), pickle.dumps(data, 5), level.useMemory, level.useDisk
+            ("rdd", rdd_id, split), blob, level.useMemory, level.useDisk
         )
         if stored:
-            self.cached_now.append((rdd_id, split))
+            self.cached_now.append((rdd_id, split, len(data), len(blob)))
 
 
 def _chain_blocks(values: list[Any]) -> Iterator[Any]:

@@ -129,6 +129,8 @@ class DAGScheduler:
         self.executors: dict[str, _Executor] = {}
         self.map_outputs: dict[int, list[Location | None]] = {}
         self.cache_locs: dict[tuple[int, int], Location] = {}
+        #: (records, pickled bytes) of each cached partition in cache_locs
+        self.cache_sizes: dict[tuple[int, int], tuple[int, int]] = {}
         self.job: _Job | None = None
         self.stages: dict[int, Stage] = {}
         self.shuffle_stages: dict[int, Stage] = {}
@@ -289,6 +291,7 @@ class DAGScheduler:
                 st.payload = None
 
     def _forget_cache_loc(self, key: tuple[int, int]) -> None:
+        self.cache_sizes.pop(key, None)
         if self.cache_locs.pop(key, None) is not None:
             self._invalidate_payloads({key[0]})
 
@@ -487,7 +490,7 @@ class DAGScheduler:
         return entry
 
     def _record_cached(
-        self, cached: list[tuple[int, int]], uncached: list[tuple[int, int]], eid: str
+        self, cached: list[tuple[int, int, int, int]], uncached: list[tuple[int, int]], eid: str
     ) -> None:
         for key in uncached:  # dropped from that executor's memory to make room
             loc = self.cache_locs.get(key)
@@ -495,8 +498,21 @@ class DAGScheduler:
                 self._forget_cache_loc(key)
         ex = self.executors.get(eid)
         if ex is not None:
-            for key in cached:
-                self.cache_locs[key] = (eid, ex.address)
+            for rdd_id, split, records, size in cached:
+                self.cache_locs[(rdd_id, split)] = (eid, ex.address)
+                self.cache_sizes[(rdd_id, split)] = (records, size)
+
+    def cached_size(self, rdd_id: int, num_partitions: int) -> tuple[int, int, int]:
+        """``(records, bytes, partitions)`` of the cached partitions of RDD ``rdd_id``.
+
+        Safe to call from any thread: it only reads single entries.
+        """
+        records = size = parts = 0
+        for split in range(num_partitions):
+            got = self.cache_sizes.get((rdd_id, split))
+            if got is not None:
+                records, size, parts = records + got[0], size + got[1], parts + 1
+        return records, size, parts
 
     def _on_finished(self, res: TaskResult, now: float, actions: list[Any]) -> None:
         entry = self._release(res.task_id, now)

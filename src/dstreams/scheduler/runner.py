@@ -97,6 +97,10 @@ class JobRunner:
         """Queue an RDD/shuffle removal (thread-safe; applied by the runner thread)."""
         self._cleanups.append(item)
 
+    def cached_size(self, rdd_id: int, num_partitions: int) -> tuple[int, int, int]:
+        """``(records, bytes, partitions)`` cached of RDD ``rdd_id`` (thread-safe)."""
+        return self.dag.cached_size(rdd_id, num_partitions)
+
     def cancel_all(self, reason: str) -> None:
         """Abort the running job, and any job started before this call (thread-safe)."""
         self.backend.events.put(CancelJobs(self._next_job, reason))

@@ -65,7 +65,8 @@ class TaskResult:
     executor_id: str
     value: Any
     accumulators: dict[int, Any] = field(default_factory=dict)
-    cached: list[tuple[int, int]] = field(default_factory=list)
+    #: partitions the task cached: (rdd_id, split, records, bytes)
+    cached: list[tuple[int, int, int, int]] = field(default_factory=list)
     run_seconds: float = 0.0
     #: cached partitions this executor dropped from memory (and did not keep on disk)
     uncached: list[tuple[int, int]] = field(default_factory=list)
@@ -97,7 +98,7 @@ class TaskError:
     exc_pickle: bytes | None = None
     #: (executor_id, shuffle_id) when the task failed because a map output was missing
     fetch_failed: tuple[str, int] | None = None
-    cached: list[tuple[int, int]] = field(default_factory=list)
+    cached: list[tuple[int, int, int, int]] = field(default_factory=list)
     #: the driver asked for this attempt to be killed (a speculative loser, a finished job)
     killed: bool = False
     uncached: list[tuple[int, int]] = field(default_factory=list)
@@ -119,7 +120,8 @@ class TaskContext:
 
     def __init__(self, spec: TaskSpec) -> None:
         self.spec = spec
-        self.cached_now: list[tuple[int, int]] = []
+        #: partitions cached by this task: (rdd_id, split, records, bytes)
+        self.cached_now: list[tuple[int, int, int, int]] = []
         #: (rdd_id, split) -> records computed ahead by ``materialize_deep_lineage``
         self.materialized: dict[tuple[int, int], list[Any]] = {}
         self._on_completion: list[Any] = []

@@ -178,6 +178,25 @@ class DStreamGraph:
         with self._lock:
             return self._checkpoint_marks.pop(time_ms, [])
 
+    def state_sizes(self, time_ms: int, runner: Any) -> dict[int, tuple[str, int, int]]:
+        """``{stream id: (operation, keys, bytes)}`` of each state stream's RDD at ``time_ms``.
+
+        A state stream is one that must checkpoint (its RDDs chain on each other); the sizes
+        are what the tasks that cached its partitions reported (see ``JobRunner.cached_size``).
+        """
+        out = {}
+        with self._lock:
+            for stream in self._all_streams():
+                if not stream._must_checkpoint:
+                    continue
+                rdd = stream._generated.get(time_ms)
+                if rdd is None:
+                    continue
+                keys, size, parts = runner.cached_size(rdd._id, rdd.getNumPartitions())
+                if parts:
+                    out[stream._stream_id] = (stream._op_name(), keys, size)
+        return out
+
     def _all_streams(self) -> list[DStream[Any]]:
         seen: dict[int, DStream[Any]] = {}
         todo: list[DStream[Any]] = [*self.outputs, *self.inputs]

@@ -419,9 +419,13 @@ class JobScheduler:
             return
         self._checkpoint(job_set.time_ms)
         letters = self.ssc._letters
+        skipped = 0
         if letters is not None:
-            job_set.extras = BatchExtras(letters.skipped_in_batch(job_set.time_ms))
+            skipped = letters.skipped_in_batch(job_set.time_ms)
             letters.forget_before(job_set.time_ms)
+        state = self.ssc._graph.state_sizes(job_set.time_ms, self.ssc._sc._runner)
+        if skipped or state:
+            job_set.extras = BatchExtras(skipped, state)
         job_set.ended_ms = clock.getTimeMillis()
         bus.post(StreamingListenerBatchCompleted(job_set.info()))
 

@@ -169,15 +169,29 @@ class BatchExtras:
     they are. Counts not known yet are ``-1``.
     """
 
-    def __init__(self, numSkippedRecords: int = 0) -> None:
+    def __init__(
+        self,
+        numSkippedRecords: int = 0,
+        stateSizes: dict[int, tuple[str, int, int]] | None = None,
+    ) -> None:
         self._skipped = numSkippedRecords
+        self._state = dict(stateSizes or {})
 
     def numSkippedRecords(self) -> int:
         """Records skipped and dead-lettered (``dstreams.streaming.recordErrors=deadLetter``)."""
         return self._skipped
 
+    def stateSizes(self) -> dict[int, tuple[str, int, int]]:
+        """Each state stream's state after the batch: ``{stream id: (operation, keys, bytes)}``.
+
+        State streams are those of ``updateStateByKey`` and of windows with an inverse
+        function. The sizes are those of the cached state partitions (bytes as stored,
+        pickled); a partition that was not cached in the batch is not counted.
+        """
+        return dict(self._state)
+
     def __repr__(self) -> str:
-        return f"BatchExtras(numSkippedRecords={self._skipped})"
+        return f"BatchExtras(numSkippedRecords={self._skipped}, stateSizes={self._state})"
 
 
 class BatchInfo:
@@ -464,6 +478,10 @@ def _batch(cls: type[app._Batch], info: BatchInfo) -> app.Event:
         {i: s.numRecords() for i, s in info._inputs.items()},
         {i: s._meta for i, s in info._inputs.items() if s._meta},
         outputs,
+        {
+            i: {"operation": op, "keys": keys, "bytes": size}
+            for i, (op, keys, size) in info._extras._state.items()
+        },
     )
 
 

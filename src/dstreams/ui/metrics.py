@@ -68,8 +68,10 @@ class StoreCollector:
             rates = {sid: s.receiver_rate(sid) for sid in s.receivers}
             backpressure = dict(s.rates)
             lags: dict[int, float] = {}
+            state: dict[int, dict[str, Any]] = {}
             done = s.completed_batches()
             if done:
+                state = dict(done[-1].get("state", {}))
                 for sid, meta in done[-1].get("metadata", {}).items():
                     if isinstance(meta, dict) and isinstance(meta.get("lag"), (int, float)):
                         lags[sid] = float(meta["lag"])
@@ -118,30 +120,40 @@ class StoreCollector:
                 "Size of the newest metadata checkpoint.",
                 value=ck["last_bytes"],
             )
-        g = GaugeMetricFamily(
-            "dstreams_streaming_input_rate_records_per_second",
-            "Each input stream's rate over the last 10 batches.",
-            labels=["stream"],
-        )
-        for sid, rate in sorted(rates.items()):
-            g.add_metric([str(sid)], rate)
-        yield g
-        g = GaugeMetricFamily(
-            "dstreams_streaming_backpressure_rate_records_per_second",
-            "The rate backpressure set for each receiver.",
-            labels=["stream"],
-        )
-        for sid, rate in sorted(backpressure.items()):
-            g.add_metric([str(sid)], rate)
-        yield g
-        g = GaugeMetricFamily(
-            "dstreams_streaming_source_lag_records",
-            "Records (or offsets) a source is behind its newest, as the source reports it.",
-            labels=["stream"],
-        )
-        for sid, lag in sorted(lags.items()):
-            g.add_metric([str(sid)], lag)
-        yield g
+        per_stream = [
+            (
+                "dstreams_streaming_input_rate_records_per_second",
+                "Each input stream's rate over the last 10 batches.",
+                rates,
+            ),
+            (
+                "dstreams_streaming_backpressure_rate_records_per_second",
+                "The rate backpressure set for each receiver.",
+                backpressure,
+            ),
+            (
+                "dstreams_streaming_source_lag_records",
+                "Records (or offsets) a source is behind its newest, as the source reports it.",
+                lags,
+            ),
+        ]
+        for name, doc, values in per_stream:
+            g = GaugeMetricFamily(name, doc, labels=["stream"])
+            for sid, value in sorted(values.items()):
+                g.add_metric([str(sid)], value)
+            yield g
+        for name, doc, field in (
+            ("dstreams_streaming_state_keys", "Keys in each state stream's state.", "keys"),
+            (
+                "dstreams_streaming_state_bytes",
+                "Bytes of each state stream's cached state (as stored, pickled).",
+                "bytes",
+            ),
+        ):
+            g = GaugeMetricFamily(name, doc, labels=["stream", "operation"])
+            for sid, st in sorted(state.items()):
+                g.add_metric([str(sid), str(st.get("operation", ""))], float(st.get(field, 0)))
+            yield g
 
 
 def registry_for(store: StatusStore) -> CollectorRegistry:

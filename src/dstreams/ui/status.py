@@ -311,6 +311,7 @@ class StatusStore:
             records=dict(e.records),
             metadata=dict(e.metadata),
             outputs=dict(e.outputs),
+            state=dict(e.state),
             numRecords=sum(e.records.values()),
         )
         return b
