@@ -20,7 +20,7 @@ from typing import Any
 from dstreams import events as ev
 from dstreams.ui.status import StatusStore
 
-__all__ = ["Observers", "is_loopback", "start", "validate"]
+__all__ = ["Observers", "check_bind", "is_loopback", "start", "validate"]
 
 _log = logging.getLogger("dstreams.ui")
 
@@ -62,21 +62,25 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def validate(conf: Any) -> None:
-    """Fail on UI settings that cannot work, before the Context starts anything."""
-    if not conf.get_bool("dstreams.ui.enabled"):
-        return
-    host = conf.get_str("dstreams.ui.host") or "127.0.0.1"
-    if (
-        not is_loopback(host)
-        and not conf.get_str("dstreams.ui.authToken")
-        and not conf.get_bool("dstreams.ui.authDisabled")
-    ):
+def check_bind(host: str, token: str | None, auth_disabled: bool) -> None:
+    """Refuse to serve off loopback without a token, unless auth is explicitly off."""
+    if not is_loopback(host) and not token and not auth_disabled:
         raise ValueError(
             f"dstreams.ui.host={host!r} is not a loopback address: set dstreams.ui.authToken to "
             "a secret (clients then send it), or dstreams.ui.authDisabled=true to serve the "
             "read-only UI to anyone who reaches the port, or bind to 127.0.0.1"
         )
+
+
+def validate(conf: Any) -> None:
+    """Fail on UI settings that cannot work, before the Context starts anything."""
+    if not conf.get_bool("dstreams.ui.enabled"):
+        return
+    check_bind(
+        conf.get_str("dstreams.ui.host") or "127.0.0.1",
+        conf.get_str("dstreams.ui.authToken"),
+        bool(conf.get_bool("dstreams.ui.authDisabled")),
+    )
     port = conf.get_int("dstreams.ui.port")
     if port is not None and not 0 <= port <= 65535:
         raise ValueError(f"dstreams.ui.port={port} is not a port; use 0-65535 (0: any free)")

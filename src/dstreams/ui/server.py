@@ -23,11 +23,11 @@ from typing import Any
 
 from aiohttp import web
 
-from dstreams.ui import api, is_loopback, pages
+from dstreams.ui import api, check_bind, pages
 from dstreams.ui.metrics import registry_for, render
 from dstreams.ui.status import StatusStore
 
-__all__ = ["UIServer", "is_loopback"]
+__all__ = ["UIServer"]
 
 COOKIE = "dstreams_ui_token"
 
@@ -45,12 +45,7 @@ class UIServer:
         max_retries: int = 16,
         history: bool = False,
     ) -> None:
-        if not is_loopback(host) and not token and not auth_disabled:
-            raise ValueError(
-                f"dstreams.ui.host={host!r} is not a loopback address: set dstreams.ui.authToken "
-                "to a secret (clients then send it), or dstreams.ui.authDisabled=true to serve "
-                "it to anyone who reaches the port, or bind to 127.0.0.1"
-            )
+        check_bind(host, token, auth_disabled)
         self._stores = stores
         self._token = token or None
         self._history = history

@@ -210,7 +210,7 @@ class StatusStore:
             "tasks": OrderedDict(),
         }
         j = self.jobs.get(e.job_id)
-        if j is not None:
+        if j is not None and e.attempt == 0:  # as Spark: a retried attempt adds no tasks
             j["stageIds"].append(e.stage_id)
             j["numTasks"] += e.num_tasks
         while len(self.stages) > self.retained_stages:
