@@ -77,7 +77,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait(check: Callable[[], bool], what: str, proc: subprocess.Popen[bytes] | None, log: str) -> None:
+def _wait(
+    check: Callable[[], bool], what: str, proc: subprocess.Popen[bytes] | None, log: str
+) -> None:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:

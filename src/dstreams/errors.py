@@ -20,6 +20,7 @@ __all__ = [
     "CorruptCheckpointError",
     "CheckpointWriteFailedError",
     "JobCancelledError",
+    "OffsetRangeUnavailableError",
 ]
 
 
@@ -141,3 +142,11 @@ class ContextStoppedError(DStreamsError):
 
 class TaskKilledError(DStreamsError):
     """Raised inside a worker to stop a task the driver no longer needs."""
+
+
+class OffsetRangeUnavailableError(DStreamsError):
+    """A direct source's planned range can no longer be read in full (trimmed, deleted).
+
+    The batch fails with this error: its records are gone from the broker, and skipping them
+    would lose data silently. The message names the source, the partition and the range.
+    """
