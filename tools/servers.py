@@ -23,6 +23,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -142,21 +143,28 @@ def start_postgres(directory: str) -> Server:
     import psycopg
 
     port = free_port()
-    data = os.path.join(directory, "pgdata")
-    sockets = os.path.join(directory, "pgsock")
-    os.makedirs(sockets, exist_ok=True)
-    log = os.path.join(directory, "postgres.log")
+    os.makedirs(directory, exist_ok=True)
+    # the cluster lives in a directory of its own that the postgres user can reach (a test's
+    # temporary directory may sit under one only root may enter); it is removed at stop
+    home = tempfile.mkdtemp(prefix="dstreams-pg-")
+    data = os.path.join(home, "pgdata")
+    sockets = os.path.join(home, "pgsock")
+    os.makedirs(sockets)
+    log = os.path.join(home, "postgres.log")
     if os.geteuid() == 0:
-        shutil.chown(directory, "postgres")
+        shutil.chown(home, "postgres")
         shutil.chown(sockets, "postgres")
-    subprocess.run(
+    made = subprocess.run(
         _as_postgres(
             [f"{bindir}/initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"]
         ),
-        check=True,
+        check=False,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+    if made.returncode:
+        shutil.rmtree(home, ignore_errors=True)
+        raise RuntimeError(f"initdb failed: {made.stderr.decode(errors='replace').strip()}")
     options = f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1 -c fsync=off"
     subprocess.run(
         _as_postgres([f"{bindir}/pg_ctl", "-D", data, "-l", log, "-o", options, "-w", "start"]),
@@ -178,8 +186,11 @@ def start_postgres(directory: str) -> Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        with contextlib.suppress(OSError):
+            shutil.copyfile(log, os.path.join(directory, "postgres.log"))
+        shutil.rmtree(home, ignore_errors=True)
 
-    return Server("postgres", url, port, None, directory, stop)
+    return Server("postgres", url, port, None, home, stop)
 
 
 # -- Tansu (Kafka protocol) ---------------------------------------------------------------------
