@@ -119,7 +119,10 @@ class MessageAndMetadata:
         return self._decoders[1](self._rawMessage)
 
     def __repr__(self) -> str:
-        return f"KafkaMessageAndMetadata(topic: {self.topic}, partition: {self.partition}, offset: {self.offset})"
+        return (
+            f"KafkaMessageAndMetadata(topic: {self.topic}, partition: {self.partition}, "
+            f"offset: {self.offset})"
+        )
 
 
 _CONSUMERS: dict[tuple[tuple[str, str], ...], Any] = {}
