@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from dstreams import events as ev
 from dstreams.ui.status import StatusStore
 
@@ -27,3 +29,27 @@ def test_a_batch_keeps_its_state_sizes() -> None:
     # the event log's JSON keeps the stream ids as numbers
     back = ev.from_json(ev.to_json(ev.BatchCompleted(5, batch_time=100, state=state)))
     assert back is not None and back.state == state  # type: ignore[attr-defined]
+
+
+def test_a_direct_sources_lag_reaches_the_batch_page_and_the_metrics() -> None:
+    pytest.importorskip("prometheus_client")
+    from dstreams.ui import pages
+    from dstreams.ui.metrics import registry_for, render
+
+    store = StatusStore()
+    meta = {0: {"lag": 7, "Description": "payments: 0-0 .. 5-0 (5)"}}
+    store.on_event(
+        ev.BatchCompleted(
+            5,
+            batch_time=100,
+            submission_time=100,
+            processing_start=101,
+            processing_end=103,
+            records={0: 5},
+            metadata=meta,
+        )
+    )
+    page = pages.batch_page(store, "/", 100)
+    assert "<td>payments: 0-0 .. 5-0 (5)</td><td>7</td>" in page
+    text = render(registry_for(store)).decode()
+    assert 'dstreams_streaming_source_lag_records{stream="0"} 7.0' in text

@@ -323,7 +323,20 @@ def batch_page(store: StatusStore, base: str, batch_id: int) -> str:
         return f"<h2>Batch {batch_id}</h2><p>No such batch is retained.</p>"
     ops = api.batch_operations(store, batch_id) or []
     all_jobs = {j["jobId"]: j for j in api.jobs(store)}
-    inputs = [[_e(k), str(v)] for k, v in sorted(b["streamIdToNumRecords"].items())]
+    with store.lock:
+        metadata = dict(store.batches.get(batch_id, {}).get("metadata", {}))
+    inputs = []
+    for k, v in sorted(b["streamIdToNumRecords"].items()):
+        meta = metadata.get(int(k), {})
+        lag = meta.get("lag")
+        inputs.append(
+            [
+                _e(k),
+                str(v),
+                _e(str(meta.get("Description", ""))).replace("\n", "<br>"),
+                "" if lag is None else str(lag),
+            ]
+        )
     op_rows = [
         [
             str(o["outputOpId"]),
@@ -342,7 +355,7 @@ def batch_page(store: StatusStore, base: str, batch_id: int) -> str:
         f"<b id='batch-records'>{b['inputSize']}</b> records; scheduling delay "
         f"{_ms(b['schedulingDelay'])}, processing time {_ms(b['processingTime'])}, total delay "
         f"{_ms(b['totalDelay'])}</p><h3>Input</h3>"
-        + _table(["Input stream", "Records"], inputs, "inputs")
+        + _table(["Input stream", "Records", "Input metadata", "Lag (records)"], inputs, "inputs")
         + "<h3>Output Operations</h3>"
         + _table(["Id", "Name", "Duration", "Failure", "Jobs"], op_rows, "outputs")
         + details
