@@ -224,6 +224,11 @@ class DirectInputDStream(InputDStream):
         if self._commit:
             ssc._bus.addListener(_CommitAfterOutput(self))
 
+    def _stop(self) -> None:
+        close = getattr(self._adapter, "close", None)
+        if close is not None:
+            close()
+
     # -- the plan ---------------------------------------------------------------------------
     def _cap(self) -> int | None:
         cap = self._max
@@ -238,19 +243,28 @@ class DirectInputDStream(InputDStream):
         if known is not None:
             return known
         assert self._positions is not None, "the stream was not started"
-        adapter, positions = self._adapter, self._positions
-        backlogs = {p: adapter.backlog(p, pos) for p, pos in positions.items()}
-        limits = allot(backlogs, self._cap())
+        # all or nothing: a broker error midway leaves the positions as they were, so the
+        # next batch plans the same records again (none is skipped)
+        adapter, positions = self._adapter, dict(self._positions)
         ranges, lags = [], {}
-        for p, pos in positions.items():
-            count, end = 0, pos
-            if limits[p] != 0:
-                count, end, _ = adapter.span(p, pos, limits[p], None)
-            ranges.append(Range(p, pos, end, count))
-            lags[p] = max(0, backlogs[p] - count)
-            positions[p] = end
+        try:
+            backlogs = {p: adapter.backlog(p, pos) for p, pos in positions.items()}
+            limits = allot(backlogs, self._cap())
+            for p, pos in positions.items():
+                count, end = 0, pos
+                if limits[p] != 0:
+                    count, end, _ = adapter.span(p, pos, limits[p], None)
+                ranges.append(Range(p, pos, end, count))
+                lags[p] = max(0, backlogs[p] - count)
+                positions[p] = end
+        except Exception as e:
+            raise RuntimeError(
+                f"{adapter.name}: planning the batch of {time_ms} ms failed ({type(e).__name__}: "
+                f"{e}); the next batch plans the same records again"
+            ) from e
         self._plans[time_ms] = ranges
         self._lags[time_ms] = lags
+        self._positions = positions
         return ranges
 
     def _splits(self, ranges: list[Range]) -> list[Range]:

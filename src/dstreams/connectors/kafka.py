@@ -164,11 +164,11 @@ class KafkaAdapter:
         self.decoders = (keyDecoder, valueDecoder)
         self.handler = messageHandler
         self.name = f"kafka {servers} {','.join(self.topics)}"
-        self._admin: Any = None
+        self._driver: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state["_admin"] = None
+        state["_driver"] = None
         return state
 
     def _config(self, purpose: str) -> dict[str, Any]:
@@ -189,17 +189,28 @@ class KafkaAdapter:
         return config
 
     def _consumer(self, purpose: str) -> Any:
+        """The driver's consumer (this stream's own), or a task thread's (cached per thread)."""
         from confluent_kafka import Consumer
+
+        if purpose == "driver":
+            if self._driver is None:
+                self._driver = Consumer(self._config(purpose))
+            return self._driver
 
         # a task's consumer is its thread's: assign() replaces the assignment
         key = tuple(sorted((k, str(v)) for k, v in self._config(purpose).items()))
-        if purpose == "task":
-            key += (("thread", str(threading.get_ident())),)
+        key += (("thread", str(threading.get_ident())),)
         with _LOCK:
             c = _CONSUMERS.get(key)
             if c is None:
                 c = _CONSUMERS[key] = Consumer(self._config(purpose))
             return c
+
+    def close(self) -> None:
+        """Close the driver's consumer (the stream stopped)."""
+        c, self._driver = self._driver, None
+        if c is not None:
+            c.close()
 
     # -- driver -------------------------------------------------------------------------------
     def partitions(self) -> list[tuple[str, int]]:

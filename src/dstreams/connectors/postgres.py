@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from dstreams.streaming.sinks import _check_identifier, _check_name
+from dstreams.streaming.sinks import _check_name, as_row, table_spec
 
 __all__ = ["PostgresSink"]
 
@@ -59,24 +59,13 @@ class PostgresSink:
     ) -> None:
         self.conninfo = conninfo
         self.name = _check_name(name)
-        self.table = _check_identifier("table", table)
         types = dict(columns) if isinstance(columns, dict) else None
-        self.columns = [_check_identifier("column", c) for c in (types or columns)]
+        self.table, self.columns, self.key = table_spec(table, types or columns, mode, key)
         self.types = types
         if types is not None:
             for c, t in types.items():
                 if not isinstance(t, str) or not t.strip() or ";" in t:
                     raise ValueError(f"column {c!r} needs an SQL type such as 'text', got {t!r}")
-        self.key = [_check_identifier("key column", c) for c in key]
-        if not self.columns:
-            raise ValueError("columns must name the table's columns")
-        missing = [k for k in self.key if k not in self.columns]
-        if missing:
-            raise ValueError(f"key columns {missing} are not among columns {self.columns}")
-        if mode not in ("append", "upsert"):
-            raise ValueError(f"mode={mode!r} must be 'append' or 'upsert'")
-        if mode == "upsert" and not self.key:
-            raise ValueError("mode='upsert' needs key=[the key columns]")
         self.mode = mode
         self._conn: Any = None
         self._partition = -1
@@ -125,7 +114,7 @@ class PostgresSink:
         return True
 
     def write(self, records: Iterator[Any]) -> None:
-        conn, n = self._conn, len(self.columns)
+        conn = self._conn
         cols = ", ".join(self.columns)
         target = self.table
         if self.mode == "upsert":
@@ -138,12 +127,7 @@ class PostgresSink:
         count = 0
         with conn.cursor() as cur, cur.copy(f"COPY {target} ({cols}) FROM STDIN") as copy:
             for r in records:
-                row = tuple(r)
-                if len(row) != n:
-                    raise ValueError(
-                        f"{self.name}: a record has {len(row)} fields, the table {self.table} "
-                        f"has {n} columns {self.columns}: {row!r:.80}"
-                    )
+                row = as_row(self, r)
                 copy.write_row((*row, count) if self.mode == "upsert" else row)
                 count += 1
         if self.mode == "upsert" and count:

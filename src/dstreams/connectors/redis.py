@@ -47,21 +47,23 @@ class StreamRange:
 
 #: entries per XRANGE call (tasks) and per scan step (the planning script)
 PAGE = 10_000
+#: IDs one call of the planning script walks at most: it blocks the server for about 50 ms
+STEP = 100_000
 
-# KEYS[1] the stream; ARGV: after (exclusive), limit (0: none), split (0: none), page.
+# KEYS[1] the stream; ARGV: after (exclusive), limit (> 0), split (0: none), page, and the
+# entries counted before this call (so the cut points fall on the whole range's multiples).
 # Returns {count, end or "", cut IDs...}: IDs only, so no entry leaves the server.
 _SPAN = """
 local key, after = KEYS[1], ARGV[1]
 local limit, split, page = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local before = tonumber(ARGV[5])
 local n, cuts, last, cursor = 0, {}, '', '(' .. after
-while true do
-  local want = page
-  if limit > 0 then want = math.min(want, limit - n) end
-  if want <= 0 then break end
+while n < limit do
+  local want = math.min(page, limit - n)
   local r = redis.call('XRANGE', key, cursor, '+', 'COUNT', want)
   for i = 1, #r do
     n = n + 1
-    if split > 0 and n % split == 0 then cuts[#cuts + 1] = r[i][1] end
+    if split > 0 and (before + n) % split == 0 then cuts[#cuts + 1] = r[i][1] end
   end
   if #r == 0 then break end
   last = r[#r][1]
@@ -135,8 +137,15 @@ class RedisStreamsAdapter:
         where = start_from.get(partition, "$") if isinstance(start_from, dict) else start_from
         if where == "$":
             info = self._info(partition)
-            return _id(info["last-generated-id"]) if info else "0-0"
+            if info is None:
+                return "0-0"
+            last = _id(info["last-generated-id"])
+            self._seq[partition] = (last, self._added(info))  # nothing after it yet
+            return last
         if where in ("0", "0-0", 0):
+            info = self._info(partition)
+            if info is not None:  # everything left in the stream is after 0-0
+                self._seq[partition] = ("0-0", self._added(info) - int(info["length"]))
             return "0-0"
         if where == "committed":
             got = self._committed(partition)
@@ -187,27 +196,53 @@ class RedisStreamsAdapter:
             raise
         return {_id(k): v for k, v in raw.items()}
 
-    def _run_span(self, stream: str, after: str, limit: int, split: int) -> list[Any]:
+    def _added(self, info: dict[str, Any]) -> int:
+        if "entries-added" not in info:
+            raise RuntimeError(f"{self.name}: the Redis Streams source needs Redis 7 or newer")
+        return int(info["entries-added"])
+
+    def _run_span(self, stream: str, after: str, limit: int, split: int, before: int) -> list[Any]:
         import redis
 
+        args = (1, stream, after, limit, split, PAGE, before)
         if self._span_sha is None:
             self._span_sha = self._r.script_load(_SPAN)
         try:
-            return list(self._r.evalsha(self._span_sha, 1, stream, after, limit, split, PAGE))
+            return list(self._r.evalsha(self._span_sha, *args))
         except redis.exceptions.NoScriptError:  # the server restarted: load it again
             self._span_sha = self._r.script_load(_SPAN)
-            return list(self._r.evalsha(self._span_sha, 1, stream, after, limit, split, PAGE))
+            return list(self._r.evalsha(self._span_sha, *args))
+
+    def _walk(
+        self, stream: str, after: str, limit: int | None, split: int | None
+    ) -> tuple[int, str, list[str]]:
+        """Count the IDs after ``after`` (at most ``limit``), ``STEP`` at a time."""
+        total, end, cuts = 0, after, []
+        while True:
+            step = STEP if limit is None else min(STEP, limit - total)
+            if step <= 0:
+                break
+            out = self._run_span(stream, end, step, split or 0, total)
+            n = int(out[0])
+            cuts += [_id(c) for c in out[2:]]
+            if n:
+                total, end = total + n, _id(out[1])
+            if n < step:
+                break
+        if cuts and cuts[-1] == end:
+            cuts.pop()
+        return total, end, cuts
 
     def backlog(self, partition: str, position: str) -> int:
         info = self._info(partition)
         if info is None:
             return 0
-        if "entries-added" not in info:
-            raise RuntimeError(f"{self.name}: the Redis Streams source needs Redis 7 or newer")
-        added = int(info["entries-added"])
+        added = self._added(info)
         known = self._seq.get(partition)
         if known is None or known[0] != position:
-            after = int(self._run_span(partition, position, 0, 0)[0])  # once per stream
+            # a position not from resolve() or the previous range (an ID given, a recovered
+            # checkpoint): counted once, in steps that each block the server briefly
+            after = self._walk(partition, position, None, None)[0]
             known = (position, added - after)
             self._seq[partition] = known
         return max(0, added - known[1])
@@ -215,12 +250,7 @@ class RedisStreamsAdapter:
     def span(
         self, partition: str, position: str, limit: int | None, split: int | None
     ) -> tuple[int, str, list[str]]:
-        out = self._run_span(partition, position, limit or 0, split or 0)
-        count, last = int(out[0]), _id(out[1])
-        cuts = [_id(c) for c in out[2:]]
-        if cuts and cuts[-1] == last:
-            cuts.pop()
-        end = last if count else position
+        count, end, cuts = self._walk(partition, position, limit, split)
         known = self._seq.get(partition)
         if known is not None and known[0] == position and split is None:
             self._seq[partition] = (end, known[1] + count)

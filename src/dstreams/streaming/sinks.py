@@ -41,7 +41,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["FileSink", "SQLiteSink", "Sink", "partition_writer"]
+__all__ = ["FileSink", "SQLiteSink", "Sink", "as_row", "partition_writer", "table_spec"]
 
 
 @runtime_checkable
@@ -175,6 +175,36 @@ class FileSink:
         return out
 
 
+def table_spec(
+    table: str, columns: Iterable[str], mode: str, key: Iterable[str]
+) -> tuple[str, list[str], list[str]]:
+    """A table sink's checked ``(table, columns, key)`` (SQLite's, PostgreSQL's)."""
+    table = _check_identifier("table", table)
+    cols = [_check_identifier("column", c) for c in columns]
+    keys = [_check_identifier("key column", c) for c in key]
+    missing = [k for k in keys if k not in cols]
+    if missing:
+        raise ValueError(f"key columns {missing} are not among columns {cols}")
+    if mode not in ("append", "upsert"):
+        raise ValueError(f"mode={mode!r} must be 'append' or 'upsert'")
+    if mode == "upsert" and not keys:
+        raise ValueError("mode='upsert' needs key=[the key columns]")
+    if not cols:
+        raise ValueError("columns must name the table's columns")
+    return table, cols, keys
+
+
+def as_row(sink: Any, record: Any) -> tuple[Any, ...]:
+    """``record`` as a row of ``sink``'s table, or an error naming the record and the table."""
+    row = tuple(record)
+    if len(row) != len(sink.columns):
+        raise ValueError(
+            f"{sink.name}: a record has {len(row)} fields, the table {sink.table} has "
+            f"{len(sink.columns)} columns {sink.columns}: {row!r:.80}"
+        )
+    return row
+
+
 class SQLiteSink:
     """Writes rows to a SQLite table; rows and the commit marker go in one transaction.
 
@@ -201,18 +231,7 @@ class SQLiteSink:
         key: Iterable[str] = (),
     ) -> None:
         self.database, self.name = str(database), _check_name(name)
-        self.table = _check_identifier("table", table)
-        self.columns = [_check_identifier("column", c) for c in columns]
-        self.key = [_check_identifier("key column", c) for c in key]
-        missing = [k for k in self.key if k not in self.columns]
-        if missing:
-            raise ValueError(f"key columns {missing} are not among columns {self.columns}")
-        if mode not in ("append", "upsert"):
-            raise ValueError(f"mode={mode!r} must be 'append' or 'upsert'")
-        if mode == "upsert" and not self.key:
-            raise ValueError("mode='upsert' needs key=[the key columns]")
-        if not self.columns:
-            raise ValueError("columns must name the table's columns")
+        self.table, self.columns, self.key = table_spec(table, columns, mode, key)
         self.mode = mode
         self._conn: sqlite3.Connection | None = None
         self._partition = -1
@@ -248,16 +267,7 @@ class SQLiteSink:
         return True
 
     def write(self, records: Iterator[Any]) -> None:
-        n = len(self.columns)
-        self._rows = []
-        for r in records:
-            row = tuple(r)
-            if len(row) != n:
-                raise ValueError(
-                    f"{self.name}: a record has {len(row)} fields, the table {self.table} has "
-                    f"{n} columns {self.columns}: {row!r:.80}"
-                )
-            self._rows.append(row)
+        self._rows = [as_row(self, r) for r in records]
 
     def commit(self) -> None:
         conn = self._conn
