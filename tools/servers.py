@@ -219,6 +219,7 @@ def tansu_bin(directory: str) -> str:
 
 def start_tansu(directory: str) -> Server:
     """An in-memory Tansu broker whose listener and advertised listener are one loopback port."""
+    os.makedirs(directory, exist_ok=True)
     binary = tansu_bin(directory)
     from confluent_kafka.admin import AdminClient
 

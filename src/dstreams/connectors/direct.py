@@ -193,8 +193,10 @@ class DirectInputDStream(InputDStream):
         self._start_from = start_from
         self._commit = commit
         self._positions: dict[Any, Any] | None = None
-        #: batch time -> the batch's ranges (one per partition, empty ones included): its plan
+        #: batch time -> the batch's ranges (one per partition, empty ones included) and its
+        #: tasks (the ranges cut at ``splitRecords``): its plan
         self._plans: dict[int, list[Range]] = {}
+        self._tasks: dict[int, list[Range]] = {}
         self._lags: dict[int, dict[Any, int]] = {}
         self._rate: float | None = None
         self._recovered = False
@@ -246,15 +248,16 @@ class DirectInputDStream(InputDStream):
         # all or nothing: a broker error midway leaves the positions as they were, so the
         # next batch plans the same records again (none is skipped)
         adapter, positions = self._adapter, dict(self._positions)
-        ranges, lags = [], {}
+        ranges, tasks, lags = [], [], {}
         try:
             backlogs = {p: adapter.backlog(p, pos) for p, pos in positions.items()}
             limits = allot(backlogs, self._cap())
             for p, pos in positions.items():
-                count, end = 0, pos
+                count, end, cuts = 0, pos, list[Any]()
                 if limits[p] != 0:
-                    count, end, _ = adapter.span(p, pos, limits[p], None)
+                    count, end, cuts = adapter.span(p, pos, limits[p], self._split)
                 ranges.append(Range(p, pos, end, count))
+                tasks += cut(p, pos, end, count, cuts, self._split)
                 lags[p] = max(0, backlogs[p] - count)
                 positions[p] = end
         except Exception as e:
@@ -263,24 +266,14 @@ class DirectInputDStream(InputDStream):
                 f"{e}); the next batch plans the same records again"
             ) from e
         self._plans[time_ms] = ranges
+        self._tasks[time_ms] = tasks
         self._lags[time_ms] = lags
         self._positions = positions
         return ranges
 
-    def _splits(self, ranges: list[Range]) -> list[Range]:
-        out = []
-        for r in ranges:
-            cuts: list[Any] = []
-            if self._split and r.count > self._split:
-                _, end, cuts = self._adapter.span(r.partition, r.start, r.count, self._split)
-                if end != r.end:
-                    raise AssertionError(f"{r} was planned, the broker now ends it at {end}")
-            out.extend(cut(r.partition, r.start, r.end, r.count, cuts, self._split))
-        return out
-
     def _compute(self, time_ms: int) -> Any:
         ranges = self._plan(time_ms)
-        return RangeRDD(self._sc, self._adapter, self._splits(ranges), ranges)
+        return RangeRDD(self._sc, self._adapter, self._tasks[time_ms], ranges)
 
     # -- checkpoint -------------------------------------------------------------------------
     def _checkpoint_data(self) -> Any:
@@ -289,12 +282,17 @@ class DirectInputDStream(InputDStream):
                 t: [(r.partition, r.start, r.end, r.count) for r in rs]
                 for t, rs in self._plans.items()
             },
+            "tasks": {
+                t: [(r.partition, r.start, r.end, r.count) for r in rs]
+                for t, rs in self._tasks.items()
+            },
             "positions": dict(self._positions or {}),
         }
 
     def _restore_checkpoint(self, data: Any) -> None:
         if data is not None:
             self._plans = {int(t): [Range(*r) for r in rs] for t, rs in data["plans"].items()}
+            self._tasks = {int(t): [Range(*r) for r in rs] for t, rs in data["tasks"].items()}
             self._positions = dict(data["positions"])
             self._recovered = True
 
@@ -318,6 +316,7 @@ class DirectInputDStream(InputDStream):
         assert self._remember_ms is not None
         for t in [t for t in self._plans if t <= time_ms - self._remember_ms]:
             del self._plans[t]
+            self._tasks.pop(t, None)
             self._lags.pop(t, None)
 
     def _committed(self, time_ms: int) -> None:
