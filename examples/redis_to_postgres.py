@@ -8,8 +8,8 @@ Payments arrive in the Redis stream ``payments`` (fields ``user``, ``merchant``,
 The risk model is the PostgreSQL table ``merchant_risk (merchant, risk)``. It is read once when
 the program is set up, and each batch joins with it in ``transform``. Every payment is scored
 (``amount * risk``; unknown merchants score as risk 1.0) and written to ``scored_payments``.
-Each user's running spend and number of flagged payments (``updateStateByKey``) are upserted
-into ``user_totals``. Both tables are written through ``PostgresSink``: each batch's rows go in
+Each user's running spend and number of flagged payments (``mapWithState``: a batch touches
+only the users who paid in it) are upserted into ``user_totals``. Both tables are written through ``PostgresSink``: each batch's rows go in
 exactly once. That holds when the program is killed and started again with the same
 directories (``StreamingContext.getOrCreate`` recovers it, and the batches re-read the same
 Redis ranges).
@@ -27,7 +27,7 @@ import tempfile
 import time
 from typing import Any
 
-from dstreams import Conf, Context
+from dstreams import Conf, Context, StateSpec
 from dstreams.connectors.postgres import PostgresSink
 from dstreams.connectors.redis import createDirectStream
 from dstreams.streaming import StreamingContext
@@ -49,11 +49,11 @@ def score(kv: Any) -> tuple[str, str, str, int, float, bool]:
     return (eid, user, merchant, amount, round(s, 2), s > FLAG_ABOVE)
 
 
-def add_up(new: list[tuple[int, int]], old: Any) -> tuple[int, int]:
-    spent, flagged = old or (0, 0)
-    for amount, flag in new:
-        spent, flagged = spent + amount, flagged + flag
-    return spent, flagged
+def add_up(user: str, payment: tuple[int, int], state: Any) -> tuple[str, int, int]:
+    spent, flagged = state.getOption() or (0, 0)
+    spent, flagged = spent + payment[0], flagged + payment[1]
+    state.update((spent, flagged))
+    return (user, spent, flagged)
 
 
 def setup(redis_url: str, pg_url: str) -> StreamingContext:
@@ -82,8 +82,12 @@ def setup(redis_url: str, pg_url: str) -> StreamingContext:
             },
         )
     )
-    totals = scored.map(lambda r: (r[1], (r[3], int(r[5])))).updateStateByKey(add_up)
-    totals.map(lambda kv: (kv[0], kv[1][0], kv[1][1])).writeToSink(
+    # per-user totals with mapWithState: each batch touches only the users who paid in it, and
+    # emits their new totals, which are upserted
+    totals = scored.map(lambda r: (r[1], (r[3], int(r[5])))).mapWithState(
+        StateSpec.function(add_up)
+    )
+    totals.writeToSink(
         PostgresSink(
             pg_url,
             "user_totals",

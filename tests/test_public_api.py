@@ -17,6 +17,7 @@ def test_exported_names_are_pinned():
             "StorageLevel",
             "StreamingContext",
             "StreamingListener",
+            "StateSpec",
             "TaskContext",
             "portable_hash",
             "__version__",

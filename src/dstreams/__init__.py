@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from dstreams.hashing import portable_hash
     from dstreams.scheduler.task import TaskContext
     from dstreams.storage.level import StorageLevel
-    from dstreams.streaming import DStream, StreamingContext, StreamingListener
+    from dstreams.streaming import DStream, StateSpec, StreamingContext, StreamingListener
 
 __version__ = "0.1.0"
 
@@ -36,6 +36,7 @@ _WHERE = {
     "DStream": "dstreams.streaming",
     "StreamingContext": "dstreams.streaming",
     "StreamingListener": "dstreams.streaming",
+    "StateSpec": "dstreams.streaming",
     "TaskContext": "dstreams.scheduler.task",
     "portable_hash": "dstreams.hashing",
 }
@@ -52,6 +53,7 @@ __all__ = [
     "DStream",
     "StreamingContext",
     "StreamingListener",
+    "StateSpec",
     "TaskContext",
     "portable_hash",
     "__version__",

@@ -117,6 +117,11 @@ class WorkerTaskContext(TaskContext):
         return self._w.store.get(key) is not None or (rdd_id, split) in self.spec.block_locations
 
     def put_cached(self, rdd_id: int, split: int, data: list[Any], level: Any) -> None:
+        if len(data) == 1 and getattr(data[0], "_keep_live", False):
+            size = data[0]._live_size()
+            if self._w.store.put_live(("rdd", rdd_id, split), data, size):
+                self.cached_now.append((rdd_id, split, 1, size))
+            return
         blob = pickle.dumps(data, 5)
         stored = self._w.store.put_cached(
             ("rdd", rdd_id, split), blob, level.useMemory, level.useDisk

@@ -72,6 +72,21 @@ class BlockStore:
                 return True
             return False
 
+    def put_live(self, block_id: BlockId, value: Any, size: int) -> bool:
+        """Keep a cached partition as the object itself (no pickled copy), counted as ``size``.
+
+        For objects that the next batch continues in place (``mapWithState``'s state). Evicted,
+        it is dropped (recomputed from lineage), never written to disk; a peer that fetches it
+        gets it pickled then.
+        """
+        with self._lock:
+            if self._make_room(size, block_id[:2]):
+                self._blocks[block_id] = value
+                self._lru[block_id] = (size, False)
+                self._used += size
+                return True
+            return False
+
     def _make_room(self, size: int, owner: tuple[Any, ...]) -> bool:
         if self._limit is None:
             return True

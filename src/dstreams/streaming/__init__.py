@@ -9,6 +9,7 @@ from dstreams.streaming.clock import Clock, ManualClock, SystemClock
 from dstreams.streaming.context import StreamingContext
 from dstreams.streaming.dstream import DStream
 from dstreams.streaming.listener import StreamingListener
+from dstreams.streaming.operators.mapwithstate import State, StateSpec
 from dstreams.streaming.receiver import Receiver
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "DStream",
     "ManualClock",
     "Receiver",
+    "State",
+    "StateSpec",
     "StreamingContext",
     "StreamingListener",
     "SystemClock",

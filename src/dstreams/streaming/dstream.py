@@ -826,5 +826,31 @@ class DStream(Generic[T]):
         guard = self._guarded("updateStateByKey")
         return StateDStream(self, updateFunc, numPartitions, initialRDD, guard)
 
+    def mapWithState(self, spec: Any) -> Any:
+        """Keep per-key state, touching only the keys with new records (Spark's Scala API).
+
+        ``spec`` is a :class:`dstreams.StateSpec`: ``StateSpec.function(f)`` with optional
+        ``.initialState(rdd)``, ``.numPartitions(n)``, ``.partitioner(p)`` and
+        ``.timeout(seconds)``. ``f(key, value, state)`` runs for each record of the batch, and
+        with ``value=None`` for each key timing out; the returned values form the stream.
+        ``.stateSnapshots()`` of the result is every ``(key, state)``. Needs a checkpoint
+        directory (the state is checkpointed every 10 batch intervals).
+
+        Example:
+            >>> def count(word, one, state):  # doctest: +SKIP
+            ...     n = (state.getOption() or 0) + (one or 0)
+            ...     if not state.isTimingOut():
+            ...         state.update(n)
+            ...     return (word, n)
+            >>> spec = StateSpec.function(count).timeout(60)  # doctest: +SKIP
+            >>> words.map(lambda w: (w, 1)).mapWithState(spec)  # doctest: +SKIP
+        """
+        from dstreams.streaming.operators.mapwithstate import MapWithStateDStream, StateSpec
+
+        if not isinstance(spec, StateSpec):
+            raise TypeError(f"mapWithState needs a StateSpec (StateSpec.function(f)), got {spec!r}")
+        check_function(spec._func, "mapWithState", "mappingFunction")
+        return MapWithStateDStream(self, spec)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} slide={fmt_ms(self._slide_ms)}>"
