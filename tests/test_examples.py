@@ -66,3 +66,15 @@ def test_redis_to_postgres_scores_every_payment_once_across_a_restart():
         "total bob 120 1",
         "total cid 10 0",
     ], out
+
+
+def test_card_state_flags_bursts_and_closes_idle_sessions():
+    out = run_example("card_state_timeouts.py")
+    assert "('card-2', 'FLAGGED', 1150, 2)" in out
+    assert "('card-1', 'FLAGGED', 77, 4)" in out
+    # idle for more than 2 s: card-2 (last paid at 1 s) closes at 3.5 s, card-1 at 4 s
+    closed = out.split("Time: 1970-01-01 00:00:03.500000")[1]
+    assert closed.index("('card-2', 'session closed', 1150, 2)") < closed.index(
+        "('card-1', 'session closed', 77, 4)"
+    )
+    assert "card-3', 'session closed" not in out

@@ -176,3 +176,13 @@ def test_bad_specs_name_the_bad_value(sc) -> None:
             TestSource(ssc, []).stream.mapWithState(count_words)
     finally:
         ssc.stop(stopSparkContext=False)
+
+
+def test_checkpoint_on_the_result_sets_the_states_interval(sc) -> None:
+    ssc = manual_context(sc, 0.05)
+    try:
+        mapped = TestSource(ssc, []).stream.mapWithState(StateSpec.function(count_words))
+        assert mapped._states._checkpoint_ms == 500, "10 batch intervals by default"
+        assert mapped.checkpoint(2) is mapped and mapped._states._checkpoint_ms == 2000
+    finally:
+        ssc.stop(stopSparkContext=False)

@@ -411,6 +411,11 @@ class MapWithStateDStream(DStream[Any]):
         rdd = self._states._get_or_compute(time_ms)
         return None if rdd is None else rdd.flatMap(lambda record: record.mapped)
 
+    def checkpoint(self, interval: float) -> MapWithStateDStream:
+        """Checkpoint the state every ``interval`` seconds (Spark: the internal state stream)."""
+        self._states.checkpoint(interval)
+        return self
+
     def stateSnapshots(self) -> DStream[Any]:
         """Every key's ``(key, state)`` after each batch."""
         return self._states.flatMap(lambda record: [(k, e[0]) for k, e in record.entries().items()])
