@@ -826,6 +826,44 @@ class DStream(Generic[T]):
         guard = self._guarded("updateStateByKey")
         return StateDStream(self, updateFunc, numPartitions, initialRDD, guard)
 
+    def windowByEventTime(
+        self,
+        timestampFunc: Callable[[Any], Any],
+        windowDuration: float,
+        slideDuration: float | None = None,
+        watermarkDelay: float = 0.0,
+        outputMode: str = "update",
+        lateRecordsPath: str | None = None,
+        valueFunc: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """Window ``(key, value)`` records by their own time; follow with ``.reduceByKey(f)``.
+
+        ``timestampFunc(record)`` gives the record's event time (epoch seconds or a
+        ``datetime``). Windows are ``windowDuration`` long and start every ``slideDuration``
+        (default: tumbling). Batch t drops records older than its watermark: the largest event
+        time of the batches before it, minus ``watermarkDelay``. ``outputMode="update"`` emits
+        the windows a batch changed; ``"append"`` emits each window once, when the watermark
+        passes its end. ``valueFunc(record)`` is what a record contributes (default: its
+        value). The result's records are ``((key, EventWindow(start, end)), value)``.
+        Needs a checkpoint directory (see ``docs/streaming.md``).
+
+        Example:
+            >>> clicks.windowByEventTime(lambda kv: kv[1]["ts"], 60, watermarkDelay=30,
+            ...                          outputMode="append").countByKey()  # doctest: +SKIP
+        """
+        from dstreams.streaming.operators.eventtime import EventTimeWindows
+
+        return EventTimeWindows(
+            self,
+            timestampFunc,
+            windowDuration,
+            slideDuration,
+            watermarkDelay,
+            outputMode,
+            lateRecordsPath,
+            valueFunc,
+        )
+
     def mapWithState(self, spec: Any) -> Any:
         """Keep per-key state, touching only the keys with new records (Spark's Scala API).
 

@@ -197,6 +197,20 @@ class DStreamGraph:
                     out[stream._stream_id] = (stream._op_name(), keys, size)
         return out
 
+    def event_time_report(self, time_ms: int) -> tuple[int, dict[int, float]]:
+        """Records event-time windows dropped as late in batch ``time_ms``, and the watermark
+        each applied (by stream id). Reads the batch's cached window states (a tiny job)."""
+        late, marks = 0, {}
+        with self._lock:
+            streams = [s for s in self._all_streams() if hasattr(s, "watermarks")]
+        for stream in streams:
+            rdd = stream._generated.get(time_ms)
+            if rdd is None:
+                continue
+            late += sum(rdd.map(lambda st: st.late).collect())
+            marks[stream._stream_id] = stream.watermarks.get(time_ms, float("-inf"))
+        return late, marks
+
     def _all_streams(self) -> list[DStream[Any]]:
         seen: dict[int, DStream[Any]] = {}
         todo: list[DStream[Any]] = [*self.outputs, *self.inputs]

@@ -424,8 +424,9 @@ class JobScheduler:
             skipped = letters.skipped_in_batch(job_set.time_ms)
             letters.forget_before(job_set.time_ms)
         state = self.ssc._graph.state_sizes(job_set.time_ms, self.ssc._sc._runner)
-        if skipped or state:
-            job_set.extras = BatchExtras(skipped, state)
+        late, marks = self.ssc._graph.event_time_report(job_set.time_ms)
+        if skipped or state or marks:
+            job_set.extras = BatchExtras(skipped, state, late, marks)
         job_set.ended_ms = clock.getTimeMillis()
         bus.post(StreamingListenerBatchCompleted(job_set.info()))
 

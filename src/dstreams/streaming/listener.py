@@ -173,9 +173,21 @@ class BatchExtras:
         self,
         numSkippedRecords: int = 0,
         stateSizes: dict[int, tuple[str, int, int]] | None = None,
+        numLateRecords: int = 0,
+        watermarks: dict[int, float] | None = None,
     ) -> None:
         self._skipped = numSkippedRecords
         self._state = dict(stateSizes or {})
+        self._late = numLateRecords
+        self._marks = dict(watermarks or {})
+
+    def numLateRecords(self) -> int:
+        """Records that event-time windows dropped as older than their watermark."""
+        return self._late
+
+    def watermarks(self) -> dict[int, float]:
+        """The watermark (epoch seconds) each event-time window stream applied, by stream id."""
+        return dict(self._marks)
 
     def numSkippedRecords(self) -> int:
         """Records skipped and dead-lettered (``dstreams.streaming.recordErrors=deadLetter``)."""
@@ -191,7 +203,10 @@ class BatchExtras:
         return dict(self._state)
 
     def __repr__(self) -> str:
-        return f"BatchExtras(numSkippedRecords={self._skipped}, stateSizes={self._state})"
+        return (
+            f"BatchExtras(numSkippedRecords={self._skipped}, stateSizes={self._state}, "
+            f"numLateRecords={self._late})"
+        )
 
 
 class BatchInfo:
