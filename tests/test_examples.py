@@ -78,3 +78,18 @@ def test_card_state_flags_bursts_and_closes_idle_sessions():
         "('card-1', 'session closed', 77, 4)"
     )
     assert "card-3', 'session closed" not in out
+
+
+def test_late_mobile_events_are_counted_by_when_they_happened():
+    out = run_example("late_mobile_events.py")
+    lines = [line.strip() for line in out.splitlines() if line.strip()]
+    assert lines == [
+        "chat minute 0: 2 events",
+        "maps minute 0: 2 events",
+        "maps minute 1: 1 events",
+        "dropped 1 late event(s)",
+        "chat minute 2: 2 events",
+        "chat minute 5: 1 events",
+        "maps minute 3: 1 events",
+        "maps minute 4: 1 events",
+    ], out
