@@ -198,3 +198,74 @@ def test_window_starts() -> None:
     assert window_starts(4.0, 4.0, 4.0) == [4.0]
     assert window_starts(5.5, 6.0, 2.0) == [0.0, 2.0, 4.0]
     assert window_starts(-0.5, 2.0, 2.0) == [-2.0]
+
+
+def test_driver_sigkills_emit_every_final_window_exactly_once(tmp_path) -> None:
+    """``tools/eventtime_driver.py`` is SIGKILLed at random moments (fixed seed) while files
+    keep arriving, and started again; a last run drains. Each final window is in SQLite once,
+    with the model's total."""
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+    from collections import Counter
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    rng = random.Random(4)
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "staging").mkdir()
+    model: Counter[tuple[str, float]] = Counter()
+    clock = {"ts": 0.0, "n": 0}
+
+    def feed(files: int) -> None:
+        for _ in range(files):
+            lines = []
+            for _ in range(10):
+                key, t, v = rng.choice("xyz"), clock["ts"] + rng.uniform(0, 1), rng.randint(1, 5)
+                lines.append(f"{key} {t:.3f} {v}")
+                model[(key, math.floor(float(f"{t:.3f}") / 5) * 5.0)] += v
+            clock["ts"] += 1.0
+            staged = tmp_path / "staging" / f"f{clock['n']}.txt"
+            staged.write_text("\n".join(lines) + "\n")
+            staged.rename(tmp_path / "inbox" / staged.name)
+            clock["n"] += 1
+
+    env = dict(os.environ, PYTHONPATH=str(root / "src"), DSTREAMS_CONF_UI__ENABLED="false")
+    program = [sys.executable, str(root / "tools" / "eventtime_driver.py"), str(tmp_path)]
+
+    def start() -> subprocess.Popen[str]:
+        proc = subprocess.Popen(program, env=env, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdout.readline().startswith("started")
+        return proc
+
+    for _ in range(4):
+        proc = start()
+        deadline = time.monotonic() + rng.uniform(0.5, 2.0)
+        while time.monotonic() < deadline:
+            feed(1)
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        feed(rng.randint(0, 3))  # while the driver is dead
+    (tmp_path / "inbox" / "flush.txt").write_text(f"flush {clock['ts'] + 1000:.3f} 0\n")
+    proc = start()
+    db = tmp_path / "out.db"
+    deadline = time.monotonic() + 90
+    rows: list[Any] = []
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(db) as conn:
+                rows = conn.execute(
+                    "SELECT k, start, total FROM windows WHERE k != 'flush'"
+                ).fetchall()
+        except sqlite3.OperationalError:
+            rows = []
+        if len(rows) >= len(model):
+            break
+        time.sleep(0.2)
+    (tmp_path / "stop").touch()
+    assert proc.wait(60) == 0
+    seen = Counter((k, s) for k, s, _ in rows)
+    assert [w for w, n in seen.items() if n > 1] == [], "a window was written twice"
+    assert {(k, s): t for k, s, t in rows} == dict(model)
