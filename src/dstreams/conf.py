@@ -348,6 +348,11 @@ KEYS: dict[str, ConfigKey] = dict(
             "Completed batches the streaming page and the REST API keep.",
         ),
         _k(
+            "dstreams.streaming.views.retainedBatches",
+            "10",
+            "Batches each `registerView` view keeps for `ssc.view(name, at=...)`.",
+        ),
+        _k(
             "dstreams.ui.showConsoleProgress",
             "true",
             "`dstreams submit` on a terminal: a live status line and stage progress bars "

@@ -129,6 +129,9 @@ class StreamingContext:
         self._allocation: ExecutorAllocationManager | None = None
         self._record_errors = RecordErrorPolicy.from_conf(self._conf_get)
         self._letters: DeadLetters | None = None
+        from dstreams.streaming.views import ViewRegistry
+
+        self._views = ViewRegistry(self._conf_int("dstreams.streaming.views.retainedBatches", 10))
         self._receiver_tracker = ReceiverTracker(
             self._clock,
             self._bus,
@@ -463,6 +466,14 @@ class StreamingContext:
         last = self._generator.last_generated_ms  # the batch that took the last blocks
         if last is not None and not self._scheduler.wait_for_batch(last, deadline.left()):
             _log.warning("graceful stop: batch %d ms did not finish in time", last)
+
+    def view(self, name: str, at: Any = None) -> Any:
+        """The newest RDD of the view ``name`` (``DStream.registerView``), or batch ``at``'s.
+
+        ``at`` is a batch time (a ``datetime`` or milliseconds). The RDD is whole and cached;
+        run any RDD query on it, from any thread.
+        """
+        return self._views.get(name, at)
 
     def remember(self, duration: float) -> None:
         """Keep every stream's RDDs for at least ``duration`` seconds (e.g. for ``slice``)."""

@@ -826,6 +826,32 @@ class DStream(Generic[T]):
         guard = self._guarded("updateStateByKey")
         return StateDStream(self, updateFunc, numPartitions, initialRDD, guard)
 
+    def registerView(self, name: str) -> None:
+        """Keep this stream's newest RDD queryable as ``ssc.view(name)`` (any thread).
+
+        After each batch's other outputs, the batch's RDD is materialized, cached and
+        published: a query sees a whole batch, never half of one. ``ssc.view(name, at=t)``
+        reads an older batch while it is kept (``dstreams.streaming.views.retainedBatches``).
+
+        Example:
+            >>> totals.registerView("totals")  # doctest: +SKIP
+            >>> ssc.view("totals").lookup("card-17")  # doctest: +SKIP
+        """
+        from dstreams import StorageLevel
+
+        self._ssc._views.declare(name)
+        stream = self
+
+        def publish(t: datetime, rdd: Any) -> None:
+            owned = rdd._storage_level is None
+            if owned:
+                rdd.persist(StorageLevel.MEMORY_ONLY)
+            rdd.count()  # materialized (and cached) before anyone can see it
+            # the context's registry at call time: after a recovery, the new context's
+            stream._ssc._views.publish(name, time_arg_to_ms(t), rdd, owned)
+
+        self._register_output(publish, f"registerView({name})")
+
     def windowByEventTime(
         self,
         timestampFunc: Callable[[Any], Any],

@@ -20,7 +20,7 @@ from typing import Any
 from dstreams import events as ev
 from dstreams.ui.status import StatusStore
 
-__all__ = ["Observers", "check_bind", "is_loopback", "start", "validate"]
+__all__ = ["Observers", "check_bind", "is_loopback", "query_view", "start", "validate"]
 
 _log = logging.getLogger("dstreams.ui")
 
@@ -120,6 +120,7 @@ def start(sc: Any, bus: ev.EventBus) -> Observers:
                 conf.get_str("dstreams.ui.authToken"),
                 conf.get_bool("dstreams.ui.authDisabled"),
                 conf.get_int("dstreams.port.maxRetries") or 16,
+                views=lambda app_id, name, key, limit: query_view(sc, name, key, limit),
             )
     if log_on:
         from dstreams.ui.eventlog import EventLogWriter
@@ -163,6 +164,36 @@ def start(sc: Any, bus: ev.EventBus) -> Observers:
             obs.console = ConsoleProgress(store)
             obs.console.start()
     return obs
+
+
+def query_view(sc: Any, name: str, key: str | None, limit: int) -> dict[str, Any]:
+    """``GET .../views/{name}?key=&limit=``: rows of the running program's view ``name``.
+
+    With ``key``, the rows of that key (``lookup``; a key that reads as a number is looked up
+    as the number too). Without, the first ``limit`` rows.
+    """
+    from dstreams.streaming.context import StreamingContext
+
+    ssc = StreamingContext._activeContext
+    if ssc is None or ssc._sc is not sc:
+        raise LookupError("no streaming context is running")
+    batch, rdd = ssc._views.entry(name)
+    if key is None:
+        rows = [list(r) if isinstance(r, tuple) else r for r in rdd.take(limit)]
+    else:
+        keys: list[Any] = [key]
+        for cast in (int, float):
+            try:
+                keys.append(cast(key))
+                break
+            except ValueError:
+                continue
+        rows = []
+        for k in keys:
+            rows += [[k, v] for v in rdd.lookup(k)[: limit - len(rows)]]
+            if len(rows) >= limit:
+                break
+    return {"view": name, "batchTime": batch, "key": key, "rows": rows[:limit]}
 
 
 def _user() -> str:

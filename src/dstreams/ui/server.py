@@ -44,9 +44,12 @@ class UIServer:
         auth_disabled: bool = False,
         max_retries: int = 16,
         history: bool = False,
+        views: Callable[[str, str, str | None, int], Any] | None = None,
     ) -> None:
         check_bind(host, token, auth_disabled)
         self._stores = stores
+        #: (app id, view name, key or None, row limit) -> JSON value; None: no live views
+        self._views = views
         self._token = token or None
         self._history = history
         self._registries: dict[str, Any] = {}
@@ -201,6 +204,8 @@ class UIServer:
         store = self._store(request.match_info["app"])
         parts = [p for p in request.match_info["what"].split("/") if p]
         q = request.query
+        if len(parts) == 2 and parts[0] == "views":
+            return await self._view(request.match_info["app"], parts[1], q)
         try:
             value = _route_api(store, parts, q)
         except ValueError as e:
@@ -208,6 +213,27 @@ class UIServer:
         if value is None:
             raise web.HTTPNotFound(text=f"no such resource: {'/'.join(parts)}")
         return self._json(value)
+
+    async def _view(self, app_id: str, name: str, q: Any) -> web.StreamResponse:
+        if self._views is None:
+            raise web.HTTPNotFound(text="views are served by a running application's UI only")
+        try:
+            limit = int(q.get("limit", "100"))
+        except ValueError:
+            raise web.HTTPBadRequest(text=f"limit={q.get('limit')!r} must be a number") from None
+        if not 1 <= limit <= 10_000:
+            raise web.HTTPBadRequest(text=f"limit={limit} must be between 1 and 10000")
+        views = self._views
+        loop = asyncio.get_running_loop()
+        try:  # a query is a job: off the event loop, so pages stay responsive meanwhile
+            value = await loop.run_in_executor(None, views, app_id, name, q.get("key"), limit)
+        except KeyError as e:
+            raise web.HTTPNotFound(text=str(e.args[0] if e.args else e)) from None
+        except LookupError as e:
+            raise web.HTTPNotFound(text=str(e)) from None
+        return web.Response(
+            text=json.dumps(value, indent=2, default=repr), content_type="application/json"
+        )
 
     async def _history_page(self, request: web.Request) -> web.StreamResponse:
         app_id = request.match_info["app"]
