@@ -186,3 +186,25 @@ def test_checkpoint_on_the_result_sets_the_states_interval(sc) -> None:
         assert mapped.checkpoint(2) is mapped and mapped._states._checkpoint_ms == 2000
     finally:
         ssc.stop(stopSparkContext=False)
+
+
+def test_a_view_of_the_snapshots_looks_a_key_up_in_one_partition(sc, tmp_path) -> None:
+    ssc = manual_context(sc, 0.05)
+    ssc.checkpoint(str(tmp_path / "ck"))
+    batches = [[(f"k{i % 30}", 1) for i in range(b, b + 10)] for b in range(40)]
+    mapped = TestSource(ssc, batches, numSlices=2).stream.mapWithState(
+        StateSpec.function(count_words).numPartitions(3)
+    )
+    mapped.stateSnapshots().registerView("counts")
+    running: Counter[str] = Counter()
+    try:
+        for recs in batches:
+            run_batches(ssc, 1)
+            running.update(w for w, _ in recs)
+            view = ssc.view("counts")
+            assert view.partitioner is not None and view.getNumPartitions() == 3
+            assert view.lookup("k7") == ([running["k7"]] if running["k7"] else [])
+            assert view.lookup("absent") == []
+        assert dict(ssc.view("counts").collect()) == dict(running)
+    finally:
+        ssc.stop(stopSparkContext=False)

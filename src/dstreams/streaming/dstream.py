@@ -843,10 +843,14 @@ class DStream(Generic[T]):
         stream = self
 
         def publish(t: datetime, rdd: Any) -> None:
-            owned = rdd._storage_level is None
-            if owned:
-                rdd.persist(StorageLevel.MEMORY_ONLY)
-            rdd.count()  # materialized (and cached) before anyone can see it
+            materialize = getattr(rdd, "_materialize", None)
+            owned = materialize is None and rdd._storage_level is None
+            if materialize is not None:
+                materialize()  # a view over cached live state (mapWithState's snapshots)
+            else:
+                if owned:
+                    rdd.persist(StorageLevel.MEMORY_ONLY)
+                rdd.count()  # materialized (and cached) before anyone can see it
             # the context's registry at call time: after a recovery, the new context's
             stream._ssc._views.publish(name, time_arg_to_ms(t), rdd, owned)
 

@@ -45,6 +45,7 @@ __all__ = [
     "PartitionState",
     "State",
     "StateRecord",
+    "StateSnapshotRDD",
     "StateSpec",
 ]
 
@@ -290,7 +291,15 @@ class StateRecord:
         return self.state.entries_at(self.version)
 
     def _live_size(self) -> int:
-        return 64 + 200 * len(self.state.data)  # a rough size for the cache's memory budget
+        """A rough size for the cache's memory budget: what this version adds.
+
+        Every batch's record shares one state object. A batch's record accounts for its undo
+        log; a record without one (the first, or a copy rebuilt from a checkpoint or a fetch)
+        accounts for the whole state.
+        """
+        step = self.state.undo.get(self.version)
+        n = len(self.state.data) if step is None else len(step[1])
+        return 64 + 200 * n
 
     def __reduce__(self) -> tuple[Any, ...]:
         # a checkpoint or a fetch by another worker: the state as of this record's batch
@@ -417,5 +426,51 @@ class MapWithStateDStream(DStream[Any]):
         return self
 
     def stateSnapshots(self) -> DStream[Any]:
-        """Every key's ``(key, state)`` after each batch."""
-        return self._states.flatMap(lambda record: [(k, e[0]) for k, e in record.entries().items()])
+        """Every key's ``(key, state)`` after each batch (partitioned as the state is)."""
+        return _Snapshots(self._states)
+
+
+class StateSnapshotRDD(RDD[Any]):
+    """``(key, state)`` of a state RDD, partitioned like it; ``lookup`` reads one dict entry."""
+
+    def __init__(self, states: RDD[StateRecord]) -> None:
+        super().__init__(
+            states.ctx, [OneToOneDependency(states)], states.getNumPartitions(), states.partitioner
+        )
+
+    def compute(self, split: int, tctx: Any) -> Iterator[Any]:
+        record = next(iter(self._deps[0].rdd.iterator(split, tctx)))
+        return iter([(k, e[0]) for k, e in record.entries().items()])
+
+    def _materialize(self) -> None:
+        """Compute (and cache) the state this reads, without walking its entries (views)."""
+        self._deps[0].rdd.count()
+
+    def lookup(self, key: Any) -> list[Any]:
+        """The key's state (``[]`` if it has none): one task, one dict lookup."""
+        assert self.partitioner is not None
+
+        def find(it: Iterator[StateRecord]) -> list[Any]:
+            entry = next(iter(it)).entries().get(key)
+            return [] if entry is None else [entry[0]]
+
+        return list(self.ctx.runJob(self._deps[0].rdd, find, [self.partitioner(key)]))
+
+
+class _Snapshots(DStream[Any]):
+    def __init__(self, states: _StateRecords) -> None:
+        super().__init__(states._ssc)
+        self._states = states
+        self._created_by = "stateSnapshots"
+
+    @property
+    def _slide_ms(self) -> int:
+        return self._states._slide_ms
+
+    @property
+    def _dependencies(self) -> list[DStream[Any]]:
+        return [self._states]
+
+    def _compute(self, time_ms: int) -> Any:
+        rdd = self._states._get_or_compute(time_ms)
+        return None if rdd is None else StateSnapshotRDD(rdd)
