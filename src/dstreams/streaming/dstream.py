@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
     from dstreams.streaming.context import StreamingContext
 
-__all__ = ["DStream"]
+__all__ = ["DStream", "DerivedDStream"]
 
 _log = logging.getLogger(__name__)
 
@@ -922,3 +922,19 @@ class DStream(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} slide={fmt_ms(self._slide_ms)}>"
+
+
+class DerivedDStream(DStream[T]):
+    """A stream computed from one parent, at the parent's slide (``self.parent``)."""
+
+    def __init__(self, parent: DStream[Any]) -> None:
+        super().__init__(parent._ssc)
+        self.parent = parent
+
+    @property
+    def _slide_ms(self) -> int:
+        return self.parent._slide_ms
+
+    @property
+    def _dependencies(self) -> list[DStream[Any]]:
+        return [self.parent]

@@ -38,7 +38,7 @@ from typing import Any, NamedTuple
 
 from dstreams.core.dependency import OneToOneDependency, Partitioner
 from dstreams.core.rdd import RDD
-from dstreams.streaming.dstream import DStream
+from dstreams.streaming.dstream import DerivedDStream, DStream
 
 __all__ = ["EventTimeWindows", "EventWindow", "WindowState", "window_starts"]
 
@@ -159,7 +159,7 @@ def _write_late(root: str, time_ms: int, split: int, records: list[Any]) -> None
     fs.mv(tmp, f"{path}/part-{split}")
 
 
-class _WindowStates(DStream[WindowState]):
+class _WindowStates(DerivedDStream[WindowState]):
     """The window-state RDDs of one event-time windowed reduction."""
 
     _must_checkpoint = True
@@ -167,21 +167,13 @@ class _WindowStates(DStream[WindowState]):
     def __init__(self, parent: DStream[Any], spec: EventTimeWindows) -> None:
         from dstreams import StorageLevel
 
-        super().__init__(parent._ssc)
-        self.parent, self.spec = parent, spec
+        super().__init__(parent)
+        self.spec = spec
         self.partitioner = Partitioner(spec._num_partitions or parent._sc.defaultParallelism)
         self._storage_level = StorageLevel.MEMORY_ONLY
         self._created_by = "windowByEventTime"
         #: batch time -> the watermark it applied (epoch seconds; -inf before any record)
         self.watermarks: dict[int, float] = {}
-
-    @property
-    def _slide_ms(self) -> int:
-        return self.parent._slide_ms
-
-    @property
-    def _dependencies(self) -> list[DStream[Any]]:
-        return [self.parent]
 
     def _compute(self, time_ms: int) -> Any:
         p = self.partitioner

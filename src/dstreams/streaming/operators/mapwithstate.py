@@ -37,7 +37,7 @@ from typing import Any
 from dstreams.core.dependency import OneToOneDependency, Partitioner
 from dstreams.core.rdd import RDD
 from dstreams.errors import CacheMissingError
-from dstreams.streaming.dstream import DStream
+from dstreams.streaming.dstream import DerivedDStream, DStream
 
 __all__ = [
     "MapWithStateDStream",
@@ -347,7 +347,7 @@ class MapWithStateRDD(RDD[StateRecord]):
         return iter([StateRecord(state, self._version, mapped)])
 
 
-class _StateRecords(DStream[StateRecord]):
+class _StateRecords(DerivedDStream[StateRecord]):
     """The state RDDs of a ``mapWithState`` (Spark's ``InternalMapWithStateDStream``)."""
 
     _must_checkpoint = True
@@ -355,22 +355,14 @@ class _StateRecords(DStream[StateRecord]):
     def __init__(self, parent: DStream[Any], spec: StateSpec) -> None:
         from dstreams import StorageLevel
 
-        super().__init__(parent._ssc)
-        self.parent, self.spec = parent, spec
+        super().__init__(parent)
+        self.spec = spec
         n = spec._num_partitions or parent._sc.defaultParallelism
         self.partitioner = spec._partitioner or Partitioner(n)
         self._created_by = "mapWithState"
         self._storage_level = StorageLevel.MEMORY_ONLY
         # Spark's default for mapWithState: every 10 batch intervals
         self._checkpoint_ms = 10 * parent._slide_ms
-
-    @property
-    def _slide_ms(self) -> int:
-        return self.parent._slide_ms
-
-    @property
-    def _dependencies(self) -> list[DStream[Any]]:
-        return [self.parent]
 
     def _initial(self, time_ms: int) -> RDD[StateRecord]:
         spec, p = self.spec, self.partitioner
@@ -400,21 +392,13 @@ class _StateRecords(DStream[StateRecord]):
         return MapWithStateRDD(prev, data, self.spec._func, time_ms, self.spec._timeout_ms)
 
 
-class MapWithStateDStream(DStream[Any]):
+class MapWithStateDStream(DerivedDStream[Any]):
     """The records ``mapWithState``'s function returned, batch by batch."""
 
     def __init__(self, parent: DStream[Any], spec: StateSpec) -> None:
-        super().__init__(parent._ssc)
         self._states = _StateRecords(parent, spec)
+        super().__init__(self._states)
         self._created_by = "mapWithState"
-
-    @property
-    def _slide_ms(self) -> int:
-        return self._states._slide_ms
-
-    @property
-    def _dependencies(self) -> list[DStream[Any]]:
-        return [self._states]
 
     def _compute(self, time_ms: int) -> Any:
         rdd = self._states._get_or_compute(time_ms)
@@ -457,19 +441,11 @@ class StateSnapshotRDD(RDD[Any]):
         return list(self.ctx.runJob(self._deps[0].rdd, find, [self.partitioner(key)]))
 
 
-class _Snapshots(DStream[Any]):
+class _Snapshots(DerivedDStream[Any]):
     def __init__(self, states: _StateRecords) -> None:
-        super().__init__(states._ssc)
+        super().__init__(states)
         self._states = states
         self._created_by = "stateSnapshots"
-
-    @property
-    def _slide_ms(self) -> int:
-        return self._states._slide_ms
-
-    @property
-    def _dependencies(self) -> list[DStream[Any]]:
-        return [self._states]
 
     def _compute(self, time_ms: int) -> Any:
         rdd = self._states._get_or_compute(time_ms)
