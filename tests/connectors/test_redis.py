@@ -226,3 +226,28 @@ def test_backpressure_limits_the_ranges(sc, rds, redis_server):
     assert stream._rate == 100
     assert [len(b) for b in sink.results] == [10] * 300 + [0]
     assert [r for b in sink.results for r in b] == added, "every entry once, in order"
+
+
+def test_planning_walks_each_range_once_and_counts_the_start_once(sc, rds, redis_server):
+    _add(rds, "w", 5000, "x")
+    ssc = manual_context(sc, 0.05)
+    stream = createDirectStream(
+        ssc, redis_server.url, "w", startFrom="0", maxRecordsPerBatch=1000, splitRecords=300
+    )
+    calls: list[tuple[str, int]] = []
+    adapter = stream._adapter
+    inner = adapter._run_span
+
+    def counted(s: str, after: str, limit: int, split: int, before: int) -> Any:
+        calls.append((after, limit))
+        return inner(s, after, limit, split, before)
+
+    adapter._run_span = counted  # type: ignore[method-assign]
+    sink = CollectingSink(stream)
+    try:
+        run_batches(ssc, 5)
+    finally:
+        ssc.stop(stopSparkContext=False)
+    assert [len(b) for b in sink.results] == [1000] * 5
+    # "0" is resolved without a scan; then one walk of each batch's 1,000 IDs
+    assert [limit for _, limit in calls] == [1000] * 5, calls

@@ -252,7 +252,7 @@ class RedisStreamsAdapter:
     ) -> tuple[int, str, list[str]]:
         count, end, cuts = self._walk(partition, position, limit, split)
         known = self._seq.get(partition)
-        if known is not None and known[0] == position and split is None:
+        if known is not None and known[0] == position:
             self._seq[partition] = (end, known[1] + count)
         return count, end, cuts
 
