@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from dstreams.streaming.sinks import _check_name, as_row, table_spec
+from dstreams.streaming.sinks import _check_name, as_row, is_committed, table_spec
 
 __all__ = ["PostgresSink"]
 
@@ -97,17 +97,10 @@ class PostgresSink:
         conn.autocommit = False
         return conn
 
-    def _marked(self) -> bool:
-        row = self._conn.execute(
-            "SELECT 1 FROM dstreams_commits WHERE sink = %s AND batch_time = %s AND part = %s",
-            (self.name, self._batch, self._partition),
-        ).fetchone()
-        return row is not None
-
     def open(self, partition: int, batch_time: int) -> bool:
         self._partition, self._batch = partition, batch_time
         self._conn = self._connect()
-        if self._marked():
+        if is_committed(self._conn, self, "%s"):
             self._conn.rollback()
             self._close()
             return False

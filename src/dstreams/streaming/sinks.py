@@ -41,7 +41,15 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["FileSink", "SQLiteSink", "Sink", "as_row", "partition_writer", "table_spec"]
+__all__ = [
+    "FileSink",
+    "SQLiteSink",
+    "Sink",
+    "as_row",
+    "is_committed",
+    "partition_writer",
+    "table_spec",
+]
 
 
 @runtime_checkable
@@ -194,6 +202,17 @@ def table_spec(
     return table, cols, keys
 
 
+def is_committed(conn: Any, sink: Any, mark: str) -> bool:
+    """Whether ``sink``'s open partition has its marker in ``dstreams_commits`` (DB-API
+    ``conn``; ``mark`` is the driver's placeholder, ``?`` or ``%s``)."""
+    row = conn.execute(
+        f"SELECT 1 FROM dstreams_commits WHERE sink = {mark} AND batch_time = {mark} "
+        f"AND part = {mark}",
+        (sink.name, sink._batch, sink._partition),
+    ).fetchone()
+    return row is not None
+
+
 def as_row(sink: Any, record: Any) -> tuple[Any, ...]:
     """``record`` as a row of ``sink``'s table, or an error naming the record and the table."""
     row = tuple(record)
@@ -251,11 +270,7 @@ class SQLiteSink:
         return conn
 
     def _marked(self, conn: sqlite3.Connection) -> bool:
-        row = conn.execute(
-            "SELECT 1 FROM dstreams_commits WHERE sink = ? AND batch_time = ? AND part = ?",
-            (self.name, self._batch, self._partition),
-        ).fetchone()
-        return row is not None
+        return is_committed(conn, self, "?")
 
     def open(self, partition: int, batch_time: int) -> bool:
         self._partition, self._batch = partition, batch_time

@@ -84,14 +84,6 @@ class ViewRegistry:
                 )
             return ms, got[0]
 
-    def times(self, name: str) -> list[int]:
-        with self._lock:
-            return list(self._views.get(name, ()))
-
-    def names(self) -> list[str]:
-        with self._lock:
-            return sorted(self._views)
-
 
 def _ms(at: Any) -> int:
     if isinstance(at, datetime):

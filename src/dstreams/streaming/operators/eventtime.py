@@ -36,9 +36,10 @@ import os
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
-from dstreams.core.dependency import OneToOneDependency, Partitioner
+from dstreams.core.dependency import Partitioner
 from dstreams.core.rdd import RDD
 from dstreams.streaming.dstream import DerivedDStream, DStream
+from dstreams.streaming.operators.mapwithstate import StateStepRDD
 
 __all__ = ["EventTimeWindows", "EventWindow", "WindowState", "window_starts"]
 
@@ -63,9 +64,7 @@ def window_starts(ts: float, length: float, slide: float) -> list[float]:
 
 def _seconds(value: Any) -> float:
     if isinstance(value, _dt.datetime):
-        if value.tzinfo is None:
-            return value.timestamp()
-        return value.timestamp()
+        return value.timestamp()  # naive: local time, as datetime.timestamp reads it
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(
             f"timestampFunc must return epoch seconds (a number) or a datetime, got {value!r}"
@@ -84,7 +83,7 @@ class WindowState:
         self.late = 0
 
 
-class _WindowRDD(RDD[WindowState]):
+class _WindowRDD(StateStepRDD):
     """Batch t's window state: the previous state advanced by batch t's records."""
 
     def __init__(
@@ -95,12 +94,7 @@ class _WindowRDD(RDD[WindowState]):
         watermark: float,
         time_ms: int,
     ) -> None:
-        super().__init__(
-            prev.ctx,
-            [OneToOneDependency(prev), OneToOneDependency(data)],
-            prev.getNumPartitions(),
-            prev.partitioner,
-        )
+        super().__init__(prev, data)
         # only what the tasks need travels with them (not the stream graph)
         self._params = (
             spec._func,

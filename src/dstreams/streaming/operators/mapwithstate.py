@@ -47,6 +47,7 @@ __all__ = [
     "StateRecord",
     "StateSnapshotRDD",
     "StateSpec",
+    "StateStepRDD",
 ]
 
 _MISSING: Any = object()
@@ -315,7 +316,20 @@ class StateRecord:
         )
 
 
-class MapWithStateRDD(RDD[StateRecord]):
+class StateStepRDD(RDD[Any]):
+    """A batch's state: partition p from partition p of the previous batch's state RDD and of
+    the batch's records, partitioned the same way (``mapWithState``, event-time windows)."""
+
+    def __init__(self, prev: RDD[Any], data: RDD[Any]) -> None:
+        super().__init__(
+            prev.ctx,
+            [OneToOneDependency(prev), OneToOneDependency(data)],
+            prev.getNumPartitions(),
+            prev.partitioner,
+        )
+
+
+class MapWithStateRDD(StateStepRDD):
     """Batch t's state: the previous state RDD, advanced by batch t's partitioned records."""
 
     def __init__(
@@ -326,12 +340,7 @@ class MapWithStateRDD(RDD[StateRecord]):
         version: int,
         timeout_ms: int | None,
     ) -> None:
-        super().__init__(
-            prev.ctx,
-            [OneToOneDependency(prev), OneToOneDependency(data)],
-            prev.getNumPartitions(),
-            prev.partitioner,
-        )
+        super().__init__(prev, data)
         self._func, self._version, self._timeout_ms = func, version, timeout_ms
 
     def compute(self, split: int, tctx: Any) -> Iterator[StateRecord]:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from dstreams.streaming._util import to_datetime
-from dstreams.streaming.dstream import DStream
+from dstreams.streaming.dstream import DerivedDStream, DStream
 
 __all__ = [
     "BatchCommits",
@@ -29,22 +29,14 @@ __all__ = [
 _DASHES = "-------------------------------------------"
 
 
-class ForEachDStream(DStream[Any]):
+class ForEachDStream(DerivedDStream[Any]):
     """Runs ``func(time, rdd)`` on the driver for every RDD of ``parent``."""
 
     def __init__(
         self, parent: DStream[Any], func: Callable[[datetime, Any], Any], name: str
     ) -> None:
-        super().__init__(parent._ssc)
-        self.parent, self.func, self.name = parent, func, name
-
-    @property
-    def _slide_ms(self) -> int:
-        return self.parent._slide_ms
-
-    @property
-    def _dependencies(self) -> list[DStream[Any]]:
-        return [self.parent]
+        super().__init__(parent)
+        self.func, self.name = func, name
 
     def _compute(self, time_ms: int) -> Any:
         return None

@@ -16,12 +16,12 @@ from collections.abc import Callable
 from typing import Any
 
 from dstreams.streaming._util import to_datetime
-from dstreams.streaming.dstream import DStream
+from dstreams.streaming.dstream import DerivedDStream, DStream
 
 __all__ = ["StateDStream"]
 
 
-class StateDStream(DStream[Any]):
+class StateDStream(DerivedDStream[Any]):
     """The state stream behind ``updateStateByKey``."""
 
     _must_checkpoint = True
@@ -36,20 +36,12 @@ class StateDStream(DStream[Any]):
     ) -> None:
         from dstreams import StorageLevel
 
-        super().__init__(parent._ssc)
+        super().__init__(parent)
         self._guard = guard  # recordErrors=deadLetter: a failed update keeps the old state
-        self.parent, self.updateFunc = parent, updateFunc
+        self.updateFunc = updateFunc
         self.numPartitions, self.initialRDD = numPartitions, initialRDD
         self._created_by = "updateStateByKey"
         self._storage_level = StorageLevel.MEMORY_ONLY
-
-    @property
-    def _slide_ms(self) -> int:
-        return self.parent._slide_ms
-
-    @property
-    def _dependencies(self) -> list[DStream[Any]]:
-        return [self.parent]
 
     def _update(self, a: Any, b: Any, time_ms: int) -> Any:
         update, n = self.updateFunc, self.numPartitions
