@@ -6,6 +6,7 @@
 * :class:`CollectingSink` registers an output that collects every batch.
 * :func:`run_batches` starts the context if needed, moves the clock one batch at
   a time and waits (on a condition, never a sleep) until each batch completed.
+* :func:`run_real_clock` runs a real-clock context until a sink holds ``n`` batches.
 
 Example:
     >>> from dstreams import Context
@@ -30,7 +31,14 @@ from dstreams.streaming.clock import ManualClock
 from dstreams.streaming.context import StreamingContext
 from dstreams.streaming.dstream import DStream
 
-__all__ = ["CollectingSink", "ManualClock", "TestSource", "manual_context", "run_batches"]
+__all__ = [
+    "CollectingSink",
+    "ManualClock",
+    "TestSource",
+    "manual_context",
+    "run_batches",
+    "run_real_clock",
+]
 
 
 def manual_context(sc: Any, batchDuration: float, startTime: int = 0) -> StreamingContext:
@@ -140,3 +148,27 @@ def run_batches(ssc: StreamingContext, n: int, timeout: float = 60.0) -> list[in
             raise TimeoutError(f"batch {target} ms did not complete within {timeout}s")
         times.append(target)
     return times
+
+
+def run_real_clock(ssc: StreamingContext, sink: Any, n: int, timeout: float = 60.0) -> list[int]:
+    """Start real-clock ``ssc``, wait until ``sink`` (a :class:`CollectingSink`, or anything
+    with a ``batches`` list of ``(time, records)``) holds ``n`` batches, then stop it.
+
+    Returns the first ``n`` batch times (ms). A failed batch raises here.
+
+    Raises:
+        TimeoutError: fewer than ``n`` batches ran within ``timeout`` seconds.
+    """
+    import time
+
+    ssc.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while len(sink.batches) < n:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(sink.batches)} of {n} batches ran in {timeout}s")
+            time.sleep(0.01)
+        ssc.awaitTerminationOrTimeout(0)
+    finally:
+        ssc.stop(stopSparkContext=False)
+    return [round(t.timestamp() * 1000) for t, _ in sink.batches[:n]]

@@ -251,3 +251,55 @@ def test_planning_walks_each_range_once_and_counts_the_start_once(sc, rds, redis
     assert [len(b) for b in sink.results] == [1000] * 5
     # "0" is resolved without a scan; then one walk of each batch's 1,000 IDs
     assert [limit for _, limit in calls] == [1000] * 5, calls
+
+
+def test_a_real_clock_run_reads_each_batchs_range_exactly(sc, rds, redis_server):
+    """100 batches of 50 ms on the real clock while a thread keeps adding entries: each
+    batch holds exactly its planned ranges' entries, the ranges tile the streams, and every
+    entry added is read once."""
+    import threading
+    import time
+
+    from dstreams.streaming import StreamingContext
+    from dstreams.testing import run_real_clock
+
+    rng = random.Random(8)
+    added: dict[str, list[Any]] = {"a": [], "b": []}
+    stop = threading.Event()
+
+    def feed() -> None:
+        while not stop.is_set():
+            for name in ("a", "b"):
+                added[name] += _add(rds, name, rng.randint(0, 20), "x")
+            time.sleep(0.01)
+
+    ssc = StreamingContext(sc, 0.05)
+    stream = createDirectStream(ssc, redis_server.url, ["a", "b"], startFrom="0")
+    ranges: list[list[StreamRange]] = []
+    stream.foreachRDD(lambda rdd: ranges.append(rdd.offsetRanges()))
+    sink = CollectingSink(stream)
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    try:
+        run_real_clock(ssc, sink, 100)
+    finally:
+        stop.set()
+        feeder.join(10)
+    got: dict[str, list[Any]] = {"a": [], "b": []}
+    for b in range(100):
+        records = sink.batches[b][1]
+        for r in ranges[b]:
+            # the model of the batch: the entries of its range, read back from Redis now
+            expected = (
+                [(r.stream, eid, f) for eid, f in rds.xrange(r.stream, f"({r.fromId}", r.untilId)]
+                if r.count
+                else []
+            )
+            assert [x for x in records if x[0] == r.stream] == expected, f"batch {b} {r}"
+            assert len(expected) == r.count
+            got[r.stream] += expected
+        if b:
+            assert [r.fromId for r in ranges[b]] == [r.untilId for r in ranges[b - 1]]
+    for name in ("a", "b"):  # every entry read once, in order, up to the last batch's end
+        assert got[name] == added[name][: len(got[name])]
+    assert sum(len(v) for v in got.values()) > 500

@@ -123,6 +123,31 @@ def test_every_batch_equals_the_model(sc, tmp_path, length, slide, mode) -> None
         assert len(emitted) == len(set(emitted)), "a final window is emitted once"
 
 
+def test_a_real_clock_run_of_100_batches_equals_the_model(sc, tmp_path) -> None:
+    from dstreams.streaming import StreamingContext
+    from dstreams.testing import run_real_clock
+
+    batches = make_batches(17, 100)
+    ssc = StreamingContext(sc, 0.05)
+    ssc.checkpoint(str(tmp_path / "ck"))
+    windows = (
+        TestSource(ssc, batches, numSlices=2)
+        .stream.windowByEventTime(
+            lambda kv: kv[1][0],
+            4.0,
+            watermarkDelay=3.0,
+            outputMode="update",
+            valueFunc=lambda kv: kv[1][1],
+        )
+        .reduceByKey(lambda a, b: a + b)
+    )
+    sink = CollectingSink(windows, sort=True)
+    run_real_clock(ssc, sink, 100)
+    model = Model(4.0, 4.0, 3.0, "update")
+    for b, recs in enumerate(batches):
+        assert sink.batches[b][1] == model.batch(recs)[0], f"batch {b}"
+
+
 def test_state_stays_bounded_on_an_endless_stream(sc, tmp_path) -> None:
     ssc = manual_context(sc, 0.05)
     ssc.checkpoint(str(tmp_path / "ck"))

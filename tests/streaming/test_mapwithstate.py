@@ -92,6 +92,24 @@ def test_hundreds_of_batches_with_timeouts_equal_the_model(sc, tmp_path) -> None
     assert timed_out > 20, "the test should exercise timeouts"
 
 
+def test_a_real_clock_run_of_100_batches_equals_the_model(sc, tmp_path) -> None:
+    from dstreams.streaming import StreamingContext
+    from dstreams.testing import run_real_clock
+
+    rng = random.Random(21)
+    batches = [[(f"k{rng.randrange(8)}", 1) for _ in range(rng.randint(0, 6))] for _ in range(100)]
+    ssc = StreamingContext(sc, 0.05)
+    ssc.checkpoint(str(tmp_path / "ck"))
+    spec = StateSpec.function(count_words).numPartitions(2).timeout(0.3)
+    mapped = TestSource(ssc, batches, numSlices=2).stream.mapWithState(spec)
+    out = CollectingSink(mapped)
+    times = run_real_clock(ssc, out, 100)
+    state: dict[str, list[int]] = {}
+    for b, t in enumerate(times):
+        expected = model_batch(batches[b], state, t, 300)
+        assert sorted(out.batches[b][1], key=repr) == sorted(expected, key=repr), f"batch {b}"
+
+
 def _visited(mapped: Any) -> list[int]:
     seen: list[int] = []
     mapped._states.foreachRDD(

@@ -96,6 +96,43 @@ def test_a_query_beside_the_running_stream_sees_whole_batches(sc, tmp_path) -> N
     assert all(len(v) == 1 for v in seen), "a query saw a state between two batches"
 
 
+class ViewReads:
+    """What the view showed at each batch (the checkpoint's copy starts empty)."""
+
+    def __init__(self) -> None:
+        self.batches: list[Any] = []
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"batches": []}
+
+
+def test_a_real_clock_run_sees_each_batchs_state_in_the_view(sc, tmp_path) -> None:
+    from dstreams.streaming import StreamingContext
+    from dstreams.testing import run_real_clock
+
+    batches = [[f"w{(b * 5 + i) % 11}" for i in range(b % 5)] for b in range(100)]
+    ssc = StreamingContext(sc, 0.05)
+    ssc.checkpoint(str(tmp_path / "ck"))
+    totals = (
+        TestSource(ssc, batches, numSlices=2)
+        .stream.map(lambda w: (w, 1))
+        .updateStateByKey(lambda vs, s: (s or 0) + sum(vs))
+    )
+    totals.registerView("totals")
+    # an output after the view's: at batch t, the view is batch t's state
+    seen = ViewReads()
+    totals.foreachRDD(
+        lambda t, rdd: seen.batches.append(
+            (t, sorted(StreamingContext.getActive().view("totals").collect()))
+        )
+    )
+    run_real_clock(ssc, seen, 100)
+    running: Counter[str] = Counter()
+    for b in range(100):
+        running.update(batches[b])
+        assert seen.batches[b][1] == sorted(running.items()), f"batch {b}"
+
+
 def test_bad_view_names_and_times_name_the_bad_value(sc) -> None:
     ssc = manual_context(sc, 0.05)
     try:
