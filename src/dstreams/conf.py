@@ -359,6 +359,33 @@ KEYS: dict[str, ConfigKey] = dict(
             "(needs `rich`; `--quiet` turns it off; never shown when output is not a TTY).",
         ),
         _k(
+            "dstreams.scheduler.mode",
+            "FAIR",
+            "How jobs that run at once share the executors: `FAIR` (pools, see "
+            "`dstreams.scheduler.allocation.file`; a job's pool is its `spark.scheduler.pool` "
+            "local property, else `streaming` for a streaming batch's jobs, else `default`) or "
+            "`FIFO` (the oldest job's tasks first). Spark's default is FIFO.",
+        ),
+        _k(
+            "dstreams.scheduler.allocation.file",
+            None,
+            "A Spark `fairscheduler.xml` file (any fsspec path) defining named pools: "
+            "`schedulingMode`, `weight`, `minShare`. Pools it does not define get weight 1, "
+            "minShare 0, FIFO.",
+        ),
+        _k(
+            "dstreams.scheduler.pool.streaming.weight",
+            "2",
+            "The weight of the `streaming` pool, when the allocation file does not define it: "
+            "under contention it runs this many tasks for each one of a weight-1 pool.",
+        ),
+        _k(
+            "dstreams.scheduler.pool.streaming.minShare",
+            "1",
+            "Task slots the `streaming` pool is served first up to, when the allocation file "
+            "does not define it.",
+        ),
+        _k(
             "dstreams.scheduler.listenerbus.eventqueue.capacity",
             "10000",
             "Events the application's listener bus queues before it drops (and counts) them.",

@@ -66,7 +66,7 @@ def test_context_manager_stops_workers(no_context):
         assert ctx.parallelize([1, 2, 3]).count() == 3
     assert all(p.poll() is not None for p in procs), "workers outlived stop()"
     assert Context._active is None
-    assert ctx._runner.dag.job is None
+    assert not ctx._runner.dag.jobs
 
 
 def test_conf_must_be_a_conf(no_context):
@@ -139,7 +139,7 @@ def test_cache_state_is_cleaned_on_unpersist(sc):
 def test_scheduler_is_idle_between_jobs(sc):
     sc.parallelize([(1, 2)], 2).groupByKey().collect()
     dag = sc._runner.dag
-    assert dag.job is None
+    assert not dag.jobs
     assert not dag.running and not dag.waiting and not dag.tasks
     assert all(ex.free == ex.slots for ex in dag.executors.values())
     dag.validate_state()

@@ -27,6 +27,7 @@ from dstreams.scheduler.dag import (
     TaskFinished,
     Tick,
 )
+from dstreams.scheduler.pools import Pool, SchedulingMode
 from dstreams.scheduler.task import TaskError, TaskResult
 from dstreams.scheduler.taskset import SpeculationConfig
 
@@ -64,8 +65,10 @@ class Harness:
         max_failures: int = 4,
         speculation: SpeculationConfig | None = None,
         kill_timeout: float | None = 10.0,
+        mode: SchedulingMode = "FAIR",
+        pools: dict[str, Pool] | None = None,
     ) -> None:
-        self.dag = DAGScheduler(max_failures, speculation, kill_timeout)
+        self.dag = DAGScheduler(max_failures, speculation, kill_timeout, mode, pools)
         self.now = 0.0
         self.log: list[Any] = []
         for eid, slots in (executors or {"a": 2, "b": 2}).items():
@@ -77,9 +80,15 @@ class Harness:
         self.log.extend(actions)
         return actions
 
-    def submit(self, rdd: RDD[Any], partitions: list[int] | None = None) -> list[Any]:
+    def submit(
+        self,
+        rdd: RDD[Any],
+        partitions: list[int] | None = None,
+        job_id: int | None = None,
+        pool: str = "default",
+    ) -> list[Any]:
         parts = list(range(rdd.getNumPartitions())) if partitions is None else partitions
-        return self._check(self.dag.submit_job(rdd, "func", parts, self.now))
+        return self._check(self.dag.submit_job(rdd, "func", parts, self.now, job_id, pool))
 
     def handle(self, event: Any) -> list[Any]:
         return self._check(self.dag.handle(event, self.now))
@@ -146,14 +155,14 @@ def parts(actions: list[Any]) -> list[int]:
     return sorted(a.spec.partition for a in launches(actions))
 
 
-def succeeded(actions: list[Any]) -> JobSucceeded | None:
-    found = [a for a in actions if isinstance(a, JobSucceeded)]
+def succeeded(actions: list[Any], job_id: int | None = None) -> JobSucceeded | None:
+    found = [a for a in actions if isinstance(a, JobSucceeded) and job_id in (None, a.job_id)]
     assert len(found) <= 1
     return found[0] if found else None
 
 
-def failed(actions: list[Any]) -> JobFailed | None:
-    found = [a for a in actions if isinstance(a, JobFailed)]
+def failed(actions: list[Any], job_id: int | None = None) -> JobFailed | None:
+    found = [a for a in actions if isinstance(a, JobFailed) and job_id in (None, a.job_id)]
     assert len(found) <= 1
     return found[0] if found else None
 

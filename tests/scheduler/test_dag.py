@@ -9,7 +9,7 @@ import pytest
 from harness import FakeContext, Harness, failed, kills, launches, merges, parts, succeeded
 
 from dstreams.errors import JobAbortedError, TaskFailedError
-from dstreams.scheduler.dag import Cleanup, DAGScheduler, RemoveBlocks
+from dstreams.scheduler.dag import Cleanup, DAGScheduler, Launch, RemoveBlocks
 from dstreams.scheduler.taskset import SpeculationConfig
 
 
@@ -45,7 +45,7 @@ def test_narrow_job_is_one_stage(ctx):
     assert all(a.spec.shuffle_id is None for a in launches(acts))
     out = run_all(h, acts)
     assert succeeded(out).results == [("result", 0), ("result", 1), ("result", 2)]
-    assert h.dag.job is None
+    assert not h.dag.jobs
 
 
 def test_shuffle_splits_into_map_and_result_stages(ctx):
@@ -199,7 +199,7 @@ def test_failed_task_is_retried_then_job_fails_after_max_failures(ctx):
     assert err.exc_message == "bad 2"
     assert "failed 3 times" in str(err)
     assert "user.py" in err.remote_traceback
-    assert h.dag.job is None
+    assert not h.dag.jobs
 
 
 def test_job_failure_kills_the_attempts_still_running(ctx):
@@ -595,7 +595,7 @@ def test_launches_that_could_not_happen_free_their_slots(ctx):
     h.dag.validate_state()
     assert isinstance(failed(out).error, ValueError)
     assert all(ex.free == ex.slots for ex in h.dag.executors.values())
-    assert h.dag.job is None and not h.dag.tasks
+    assert not h.dag.jobs and not h.dag.tasks
     # the next job gets every slot
     assert len(launches(h.submit(ctx.parallelize(4).map(str)))) == 4
 
@@ -774,3 +774,30 @@ def test_with_speculation_maps_an_unresponsive_executor_finished_run_again_befor
     readers = [a for a in launches(h.log) if a.stage.is_result]
     fetched = {loc[0] for a in readers for loc in a.spec.map_locations.get(sid, [])}
     assert readers and "b" not in fetched
+
+
+def test_an_output_lost_outside_a_partial_map_attempt_joins_the_attempt(ctx):
+    # job 1 computes all four map outputs; losing "a" between jobs leaves job 2 a partial
+    # attempt; losing "b" during it must add b's outputs to that attempt (it used to stall)
+    h = Harness({"a": 2, "b": 2, "c": 2})
+    rdd = shuffled(ctx, maps=4, reduces=2)
+    assert succeeded(run_all(h, h.submit(rdd)))
+    outs = h.dag.map_outputs[next(iter(h.dag.map_outputs))]
+    on_a = sorted(i for i, loc in enumerate(outs) if loc[0] == "a")
+    on_b = sorted(i for i, loc in enumerate(outs) if loc[0] == "b")
+    assert on_a and on_b
+    h.lose_executor("a")
+    acts = h.submit(rdd.map(lambda kv: kv))
+    assert parts(acts) == on_a
+    pending = [a for a in launches(acts) if a.executor_id != "b"]
+    pending += launches(h.lose_executor("b"))
+    out: list = []
+    while pending:
+        nxt = h.finish(pending.pop(0))
+        out += nxt
+        pending += launches(nxt)
+    assert succeeded(out) is not None
+    map_parts = sorted(
+        a.spec.partition for a in out + acts if isinstance(a, Launch) and not a.stage.is_result
+    )
+    assert sorted(set(map_parts)) == sorted(on_a + on_b)

@@ -1,7 +1,7 @@
-"""DAGScheduler: turns a job on an RDD into stages and tasks, as a pure state machine.
+"""DAGScheduler: turns jobs on RDDs into stages and tasks, as a pure state machine.
 
 State: live executors and their free task slots, the map-output tracker (where each shuffle's
-map outputs live), the cached-block tracker, and the stages of the running job. Everything changes
+map outputs live), the cached-block tracker, and the stages of the active jobs. Everything changes
 only through :meth:`DAGScheduler.submit_job` and :meth:`DAGScheduler.handle`, which return
 *actions* for the runner (``scheduler/runner.py``) to carry out: launch a task, merge accumulator
 updates, remove blocks, finish or fail the job. Nothing here does I/O, so retries, executor loss
@@ -11,6 +11,12 @@ Stages are cut at shuffle dependencies. A map stage whose outputs are all availa
 so a shuffle computed by an earlier job is reused. When an executor is lost, its map outputs and
 cached partitions are forgotten; only those map partitions are recomputed (wherever slots are
 free), and a stage that reads them waits for them. A fetch failure is treated the same way.
+
+Several jobs can be active at once (a streaming batch and a query on a view, say). A shuffle
+map stage is shared by every active job that reads its shuffle; a stage ends when no active job
+needs it. Free slots go to the stages of the active jobs in the order of
+:mod:`~dstreams.scheduler.pools` (FAIR pools, or FIFO by job), one task at a time, so the tasks
+of a short job interleave with those of a long one instead of waiting for it to end.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from dstreams.scheduler.events import (
     TaskFinished,
     Tick,
 )
+from dstreams.scheduler.pools import DEFAULT_POOL, Pool, SchedulingMode, order_stages
 from dstreams.scheduler.task import Location, TaskError, TaskResult, TaskSpec
 from dstreams.scheduler.taskset import SpeculationConfig, TaskSetManager
 
@@ -82,6 +89,11 @@ class Stage:
     payload_id: int = -1
     #: persisted RDDs the payload ships as cached stubs (their lineage stays on the driver)
     frontier: frozenset[int] = frozenset()
+    #: the active jobs that need this stage; it is dropped when none is left
+    jobs: set[int] = field(default_factory=set)
+    #: the scheduling pool and job of the first job that needed it (its place in the order)
+    pool: str = "default"
+    first_job: int = 0
 
     @property
     def is_result(self) -> bool:
@@ -94,6 +106,7 @@ class Stage:
 
 @dataclass
 class _Job:
+    id: int
     final: Stage
     partitions: list[int]
     results: dict[int, Any] = field(default_factory=dict)
@@ -117,10 +130,16 @@ class DAGScheduler:
         max_failures: int = 4,
         speculation: SpeculationConfig | None = None,
         kill_timeout: float | None = 10.0,
+        mode: SchedulingMode = "FAIR",
+        pools: dict[str, Pool] | None = None,
     ):
         if max_failures < 1:
             raise ValueError(f"dstreams.task.maxFailures={max_failures} must be at least 1")
+        if mode not in ("FIFO", "FAIR"):
+            raise ValueError(f"dstreams.scheduler.mode={mode!r} must be FIFO or FAIR")
         self.max_failures = max_failures
+        self.mode: SchedulingMode = mode
+        self.pools: dict[str, Pool] = dict(pools or {})
         #: a killed task still running after this long gets its executor killed (None: never)
         self.kill_timeout = kill_timeout
         self._kills: dict[int, float | None] = {}  # task id -> when its kill was noticed
@@ -131,7 +150,7 @@ class DAGScheduler:
         self.cache_locs: dict[tuple[int, int], Location] = {}
         #: (records, pickled bytes) of each cached partition in cache_locs
         self.cache_sizes: dict[tuple[int, int], tuple[int, int]] = {}
-        self.job: _Job | None = None
+        self.jobs: dict[int, _Job] = {}
         self.stages: dict[int, Stage] = {}
         self.shuffle_stages: dict[int, Stage] = {}
         self._revoking: set[int] = set()  # queued tasks asked to step aside
@@ -140,18 +159,32 @@ class DAGScheduler:
         self.tasks: dict[int, tuple[Stage, TaskSetManager, str]] = {}
         self._task_ids = itertools.count()
         self._stage_ids = itertools.count()
+        self._job_ids = itertools.count()
         self._fetch_failures: dict[int, int] = {}
         self._missing_blocks: dict[tuple[int, int], int] = {}
 
     # -- public transitions --------------------------------------------------------------------
-    def submit_job(self, rdd: RDD[Any], func: Any, partitions: list[int], now: float) -> list[Any]:
-        assert self.job is None, "one job at a time"
-        self.stages.clear()
-        self.shuffle_stages.clear()
-        self._fetch_failures.clear()
-        self._missing_blocks.clear()
-        final = self._new_stage(rdd, None, func)
-        self.job = _Job(final, partitions, index={p: i for i, p in enumerate(partitions)})
+    def submit_job(
+        self,
+        rdd: RDD[Any],
+        func: Any,
+        partitions: list[int],
+        now: float,
+        job_id: int | None = None,
+        pool: str = DEFAULT_POOL,
+    ) -> list[Any]:
+        """Start a job beside the active ones; its outcome carries ``job_id``."""
+        jid = next(self._job_ids) if job_id is None else job_id
+        assert jid not in self.jobs, f"job {jid} is already active"
+        if not self.jobs:
+            self._fetch_failures.clear()
+            self._missing_blocks.clear()
+        final = Stage(next(self._stage_ids), rdd, None, func, jobs={jid}, pool=pool, first_job=jid)
+        self.stages[final.id] = final
+        self.jobs[jid] = _Job(
+            jid, final, partitions, index={p: i for i, p in enumerate(partitions)}
+        )
+        self._add_parents(final)
         actions: list[Any] = []
         self._submit_stage(final, actions)
         self._launch(actions, now)
@@ -181,7 +214,7 @@ class DAGScheduler:
             self._on_cleanup(event, actions)
         else:
             raise TypeError(f"unknown scheduler event {event!r}")
-        if self.job is not None:
+        if self.jobs:
             self._launch(actions, now)
         if self._kills:
             self._reap(now, actions)
@@ -216,25 +249,19 @@ class DAGScheduler:
                 self._kills.setdefault(a.task_id, None)
         return actions
 
-    def abort_job(self, reason: str, error: Exception | None = None) -> list[Any]:
-        if self.job is None:
-            return []
+    def abort_job(
+        self, reason: str, error: Exception | None = None, job_id: int | None = None
+    ) -> list[Any]:
+        """Fail job ``job_id`` (every active job if None) with ``error`` or a JobAbortedError."""
         actions: list[Any] = []
-        self._fail_into(actions, error if error is not None else JobAbortedError(reason))
+        for jid in sorted(self.jobs) if job_id is None else [job_id]:
+            if jid in self.jobs:
+                self._fail_job(
+                    jid, error if error is not None else JobAbortedError(reason), actions
+                )
         return self._note_kills(actions)
 
     # -- stage construction --------------------------------------------------------------------
-    def _new_stage(
-        self,
-        rdd: RDD[Any],
-        dep: ShuffleDependency | None,
-        func: Any,
-    ) -> Stage:
-        stage = Stage(next(self._stage_ids), rdd, dep, func)
-        self.stages[stage.id] = stage
-        self._add_parents(stage)
-        return stage
-
     def _add_parents(self, stage: Stage) -> bool:
         """Link ``stage`` to the map stages of the shuffles it reads; True if any was new.
 
@@ -242,20 +269,39 @@ class DAGScheduler:
         RDD reads shuffles that the stage did not need when it was built.
         """
         added = False
+        for known in stage.parents:
+            self._claim(known, stage)  # a stage shared with another job serves this one too
         for sdep in self._shuffle_deps(stage.rdd):
             if sdep.shuffle_id in stage.shuffle_reads:
                 continue
             parent = self.shuffle_stages.get(sdep.shuffle_id)
             if parent is None:
                 self.map_outputs.setdefault(sdep.shuffle_id, [None] * sdep.rdd.getNumPartitions())
-                parent = Stage(next(self._stage_ids), sdep.rdd, sdep)
+                parent = Stage(
+                    next(self._stage_ids),
+                    sdep.rdd,
+                    sdep,
+                    jobs=set(stage.jobs),
+                    pool=stage.pool,
+                    first_job=stage.first_job,
+                )
                 self.stages[parent.id] = parent
                 self.shuffle_stages[sdep.shuffle_id] = parent
                 self._add_parents(parent)
+            else:
+                self._claim(parent, stage)
             stage.parents.append(parent)
             stage.shuffle_reads.append(sdep.shuffle_id)
             added = True
         return added
+
+    def _claim(self, stage: Stage, child: Stage) -> None:
+        """``stage`` (and what it reads) also serves the jobs of ``child``."""
+        if child.jobs <= stage.jobs:
+            return
+        stage.jobs |= child.jobs
+        for p in stage.parents:
+            self._claim(p, stage)
 
     def cached_frontier(self, rdd: RDD[Any]) -> frozenset[int]:
         """Persisted RDDs of ``rdd``'s stage whose partitions are all cached (not behind one).
@@ -314,17 +360,21 @@ class DAGScheduler:
                     stack.append(dep.rdd)
         return list(out.values())
 
+    def _result_job(self, stage: Stage) -> _Job:
+        (jid,) = stage.jobs
+        return self.jobs[jid]
+
     def _complete(self, stage: Stage) -> bool:
         if stage.is_result:
-            assert self.job is not None
-            return len(self.job.results) == len(self.job.partitions)
+            job = self._result_job(stage)
+            return len(job.results) == len(job.partitions)
         assert stage.shuffle_dep is not None
         return None not in self.map_outputs[stage.shuffle_dep.shuffle_id]
 
     def _missing_partitions(self, stage: Stage) -> list[int]:
         if stage.is_result:
-            assert self.job is not None
-            return [p for p in self.job.partitions if p not in self.job.results]
+            job = self._result_job(stage)
+            return [p for p in job.partitions if p not in job.results]
         assert stage.shuffle_dep is not None
         outs = self.map_outputs[stage.shuffle_dep.shuffle_id]
         return [p for p, loc in enumerate(outs) if loc is None]
@@ -399,26 +449,36 @@ class DAGScheduler:
     def _launch(self, actions: list[Any], now: float) -> None:
         if not self.running:
             return
+        in_flight: dict[int, int] = {}
+        for st, _, _ in self.tasks.values():
+            in_flight[st.id] = in_flight.get(st.id, 0) + 1
         progress = True
         while progress:
             progress = False
+            ready = [st for st in self.running if st.tsm is not None and st.tsm.has_work()]
+            if not ready:
+                break
+            # one task per decision: the order changes with every launch (FAIR pools)
+            order = order_stages(ready, lambda st: in_flight.get(st.id, 0), self.pools, self.mode)
             # the idlest executors first: a retried or recomputed task goes to a free worker
             # (for example a replacement that just joined) rather than queueing behind a busy one
             for eid, ex in sorted(self.executors.items(), key=lambda kv: -kv[1].free):
                 if ex.free <= 0 or not ex.responsive:
                     continue
-                for stage in self.running:
+                for stage in order:
                     tsm = stage.tsm
-                    if tsm is None or not tsm.has_work():
-                        continue
+                    assert tsm is not None
                     tid = next(self._task_ids)
                     offer = tsm.offer(eid, tid, now)
                     if offer is None:
                         continue
                     ex.free -= 1
                     self.tasks[tid] = (stage, tsm, eid)
+                    in_flight[stage.id] = in_flight.get(stage.id, 0) + 1
                     actions.append(Launch(eid, self._spec(stage, tid, offer), stage))
                     progress = True
+                    break
+                if progress:
                     break
         self._rebalance(actions)
 
@@ -517,7 +577,7 @@ class DAGScheduler:
     def _on_finished(self, res: TaskResult, now: float, actions: list[Any]) -> None:
         entry = self._release(res.task_id, now)
         self._record_cached(res.cached, res.uncached, res.executor_id)
-        if entry is None or self.job is None:
+        if entry is None:
             return
         stage, tsm, eid = entry
         if stage.id not in self.stages:
@@ -527,8 +587,8 @@ class DAGScheduler:
             return
         for other in tsm.copies.get(part, ()):
             actions.append(KillTask(self.tasks[other][2], other))
-        job = self.job
         if stage.is_result:
+            job = self._result_job(stage)
             if part in job.results:
                 return
             job.results[part] = res.value
@@ -554,12 +614,11 @@ class DAGScheduler:
         if stage in self.waiting:
             self.waiting.remove(stage)
         if stage.is_result:
-            job = self.job
-            assert job is not None
+            job = self._result_job(stage)
             results = [job.results[p] for p in job.partitions]
             # the losing copy of the last task may already have its KillTask in ``actions``
-            actions.extend(k for k in self._finish_job() if k not in actions)
-            actions.append(JobSucceeded(results))
+            actions.extend(k for k in self._finish_job(job.id) if k not in actions)
+            actions.append(JobSucceeded(results, job.id))
             return
         for w in list(self.waiting):
             if all(self._available(p) for p in w.parents):
@@ -569,7 +628,7 @@ class DAGScheduler:
     def _on_failed(self, err: TaskError, now: float, actions: list[Any]) -> None:
         entry = self._release(err.task_id, now)
         self._record_cached(err.cached, err.uncached, err.executor_id)
-        if entry is None or self.job is None:
+        if entry is None:
             return
         stage, tsm, _ = entry
         if stage.id not in self.stages:
@@ -593,7 +652,7 @@ class DAGScheduler:
             return
         part, abort = tsm.on_failure(err.task_id, counts=True)
         if abort:
-            self._fail_into(actions, _task_failed_error(stage, part, tsm, err))
+            self._fail_stage(stage, _task_failed_error(stage, part, tsm, err), actions)
 
     def _on_fetch_failed(self, stage: Stage, failed: tuple[str, int], actions: list[Any]) -> None:
         eid, shuffle_id = failed
@@ -605,9 +664,10 @@ class DAGScheduler:
         n = self._fetch_failures.get(stage.id, 0) + 1
         self._fetch_failures[stage.id] = n
         if n > MAX_STAGE_ATTEMPTS:
-            self._fail_into(
-                actions,
+            self._fail_stage(
+                stage,
                 JobAbortedError(f"{stage!r} failed to fetch shuffle {shuffle_id} {n} times"),
+                actions,
             )
             return
         self._requeue_readers(actions)
@@ -618,11 +678,12 @@ class DAGScheduler:
         n = self._missing_blocks.get(key, 0) + 1
         self._missing_blocks[key] = n
         if n > MAX_STAGE_ATTEMPTS:
-            self._fail_into(
-                actions,
+            self._fail_stage(
+                stage,
                 JobAbortedError(
                     f"{stage!r} could not read cached partition {key[1]} of RDD {key[0]} {n} times"
                 ),
+                actions,
             )
             return
         self._requeue_readers(actions)
@@ -653,19 +714,22 @@ class DAGScheduler:
         """Launches the runner could not carry out (the stage could not be encoded).
 
         Those tasks never reached an executor: their slots are free again at once, and the
-        job fails with ``error``; attempts already running are killed.
+        jobs of their stages fail with ``error``; attempts already running are killed.
         """
+        stages: dict[int, Stage] = {}
         for tid in task_ids:
             entry = self.tasks.pop(tid, None)
             self._revoking.discard(tid)
             if entry is not None:
-                ex = self.executors.get(entry[2])
+                stage, tsm, eid = entry
+                tsm.on_failure(tid, counts=False, withdrawn=True)
+                stages[stage.id] = stage
+                ex = self.executors.get(eid)
                 if ex is not None:
                     ex.free += 1
-        if self.job is None:
-            return []
         actions: list[Any] = []
-        self._fail_into(actions, error)
+        for stage in stages.values():
+            self._fail_stage(stage, error, actions)
         return self._note_kills(actions)
 
     def _requeue_readers(self, actions: list[Any]) -> None:
@@ -702,7 +766,7 @@ class DAGScheduler:
                 continue
             if i > 0 or self.speculation.enabled:
                 tsm.make_speculatable(rt.partition)
-        if self.speculation.enabled and self.job is not None:
+        if self.speculation.enabled and self.jobs:
             self._route_around(eid, actions)
 
     def _route_around(self, eid: str, actions: list[Any]) -> None:
@@ -749,12 +813,12 @@ class DAGScheduler:
             part, abort = tsm.on_failure(tid, counts=tid == lost[0])
             if abort and aborted is None:
                 aborted = (stage, part, tsm)
-        if self.job is None:
+        if not self.jobs:
             return
         if aborted is not None:
             stage, part, tsm = aborted
-            self._fail_into(
-                actions,
+            self._fail_stage(
+                stage,
                 JobAbortedError(
                     f"Job aborted due to stage failure: task {part} in stage {stage.id} failed "
                     f"{tsm.failures.get(part, 0) if part is not None else 0} times, most recent "
@@ -762,8 +826,8 @@ class DAGScheduler:
                     "process (os._exit, a crash, running out of memory) is retried up to "
                     "dstreams.task.maxFailures times."
                 ),
+                actions,
             )
-            return
         for stage in list(self.running):
             if not stage.is_result and stage.tsm is not None:
                 stage.tsm.resubmit(self._missing_partitions(stage))
@@ -777,22 +841,39 @@ class DAGScheduler:
                 self._forget_cache_loc(key)
         actions.append(RemoveBlocks(ev.kind, ev.ident))
 
-    def _fail_into(self, actions: list[Any], error: Exception) -> None:
-        actions.extend(self._finish_job())
-        actions.append(JobFailed(error))
+    def _fail_stage(self, stage: Stage, error: Exception, actions: list[Any]) -> None:
+        """Fail every active job that needs ``stage`` (as Spark's abortStage)."""
+        for jid in sorted(stage.jobs):
+            if jid in self.jobs:
+                self._fail_job(jid, error, actions)
 
-    def _finish_job(self) -> list[KillTask]:
-        """End the job; return kills for attempts still running (their results are ignored)."""
-        self.job = None
-        self.running.clear()
-        self.waiting.clear()
-        self.stages.clear()
-        self.shuffle_stages.clear()
-        kills = []
-        for tid, (_, tsm, eid) in self.tasks.items():
-            tsm.zombie = True  # late results are released but ignored
-            kills.append(KillTask(eid, tid))
-        return kills
+    def _fail_job(self, job_id: int, error: Exception, actions: list[Any]) -> None:
+        actions.extend(k for k in self._finish_job(job_id) if k not in actions)
+        actions.append(JobFailed(error, job_id))
+
+    def _finish_job(self, job_id: int) -> list[KillTask]:
+        """End a job; drop the stages no other active job needs, and kill their attempts.
+
+        Late results of killed attempts are released but ignored.
+        """
+        self.jobs.pop(job_id, None)
+        dropped: set[int] = set()
+        for st in list(self.stages.values()):
+            st.jobs.discard(job_id)
+            if st.jobs:
+                continue
+            dropped.add(st.id)
+            del self.stages[st.id]
+            self._fetch_failures.pop(st.id, None)
+            if st.shuffle_dep is not None:
+                self.shuffle_stages.pop(st.shuffle_dep.shuffle_id, None)
+            if st in self.running:
+                self.running.remove(st)
+            if st in self.waiting:
+                self.waiting.remove(st)
+            if st.tsm is not None:
+                st.tsm.zombie = True
+        return [KillTask(eid, tid) for tid, (st, _, eid) in self.tasks.items() if st.id in dropped]
 
     # -- invariants ----------------------------------------------------------------------------
     def validate_state(self) -> None:
@@ -807,8 +888,14 @@ class DAGScheduler:
                 assert loc is None or loc[0] in self.executors, "map output on a dead executor"
         for loc in self.cache_locs.values():
             assert loc[0] in self.executors, "cached block on a dead executor"
-        if self.job is None:
-            assert not self.running and not self.waiting
+        if not self.jobs:
+            assert not self.running and not self.waiting and not self.stages
+        for st in self.stages.values():
+            assert st.jobs and st.jobs <= set(self.jobs), f"{st!r} serves no active job"
+            for p in st.parents:
+                assert st.jobs <= p.jobs, f"{p!r} does not serve the jobs of {st!r}"
+        for st in self.running + self.waiting:
+            assert st.id in self.stages, f"{st!r} is scheduled but not registered"
         for st in self.running:
             assert st not in self.waiting
             assert all(self._available(p) for p in st.parents), f"{st!r} runs before its parents"

@@ -108,7 +108,7 @@ class Tick:
 
 @dataclass(frozen=True)
 class CancelJobs:
-    """Abort the running job if it started before this request (``JobRunner.cancel_all``)."""
+    """Abort the active jobs that started before this request (``JobRunner.cancel_all``)."""
 
     before_job: int
     reason: str
@@ -133,11 +133,13 @@ class Launch:
 @dataclass(frozen=True)
 class JobSucceeded:
     results: list[Any]
+    job_id: int = -1
 
 
 @dataclass(frozen=True)
 class JobFailed:
     error: Exception
+    job_id: int = -1
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 The runner hands it every job it starts and ends, every launch the DAG scheduler orders and
 every backend event it handles; this turns them into job, stage, task and executor events on
 the application's :class:`~dstreams.events.EventBus`. It keeps only what it needs to name a
-task's stage when the task ends and to tell when a stage attempt has every partition. It does no
-work while the bus has no listener (the runner checks ``bus.active`` first).
+task's stage when the task ends and to tell when a stage attempt has every partition. Several
+jobs may be active at once; a stage belongs to the first job that needed it (as in Spark). It
+does no work while the bus has no listener (the runner checks ``bus.active`` first).
 
 A task is *recomputed* when it writes a map output that an earlier task of the same shuffle
 had already written: the output was lost with its executor and lineage is computing it again.
@@ -38,16 +39,14 @@ class JobProgress:
 
     def __init__(self, bus: EventBus) -> None:
         self.bus = bus
-        self._job = -1
         #: task id -> (stage id, stage attempt, shuffle id or None, partition)
         self._tasks: dict[int, tuple[int, int, int | None, int]] = {}
-        #: (stage id, attempt) -> (tasks in the attempt, partitions done)
-        self._stages: dict[tuple[int, int], tuple[int, set[int]]] = {}
+        #: (stage id, attempt) -> (tasks in the attempt, partitions done, job)
+        self._stages: dict[tuple[int, int], tuple[int, set[int], int]] = {}
         #: shuffle id -> map partitions written at least once
         self._written: dict[int, set[int]] = {}
 
     def job_started(self, job_id: int, props: dict[str, str]) -> None:
-        self._job = job_id
         self.bus.post(
             JobStart(
                 now_ms(),
@@ -60,11 +59,16 @@ class JobProgress:
 
     def job_ended(self, job_id: int, error: BaseException | None) -> None:
         t = now_ms()
-        for (sid, attempt), _ in list(self._stages.items()):
+        ended = set()
+        for key, (_, _, job) in list(self._stages.items()):
+            if job != job_id:
+                continue
             reason = "" if error is None else f"the job failed: {type(error).__name__}"
-            self.bus.post(StageCompleted(t, job_id, sid, attempt, reason or "superseded"))
-        self._stages.clear()
-        self._tasks.clear()
+            self.bus.post(StageCompleted(t, job_id, key[0], key[1], reason or "superseded"))
+            del self._stages[key]
+            ended.add(key)
+        for tid in [t for t, info in self._tasks.items() if (info[0], info[1]) in ended]:
+            del self._tasks[tid]  # late results of those stages are not reported
         text = "" if error is None else f"{type(error).__name__}: {error}"
         self.bus.post(JobEnd(t, job_id, error is None, text))
 
@@ -74,12 +78,12 @@ class JobProgress:
         t = now_ms()
         if key not in self._stages:
             n = len(stage.tsm.partitions) if stage.tsm is not None else 0
-            self._stages[key] = (n, set())
+            self._stages[key] = (n, set(), stage.first_job)
             name = f"{type(stage.rdd).__name__} at {getattr(stage.rdd, '_id', '?')}"
             self.bus.post(
                 StageSubmitted(
                     t,
-                    self._job,
+                    stage.first_job,
                     spec.stage_id,
                     spec.stage_attempt,
                     name,
@@ -138,7 +142,7 @@ class JobProgress:
                 stage[1].add(part)
                 if len(stage[1]) >= stage[0]:
                     del self._stages[(sid, attempt)]
-                    post(StageCompleted(now_ms(), self._job, sid, attempt, ""))
+                    post(StageCompleted(now_ms(), stage[2], sid, attempt, ""))
         elif isinstance(ev, sched.TaskFailed):
             e = ev.error
             info = self._tasks.pop(e.task_id, None)

@@ -167,12 +167,20 @@ class TaskSetManager:
         return lost
 
     def resubmit(self, partitions: Iterable[int]) -> None:
-        """Run finished partitions again (their map output was on a lost executor)."""
+        """Run partitions again: their map output was on a lost executor.
+
+        A partition outside this attempt (its output came from an earlier attempt or job, so
+        the attempt did not include it) joins the attempt.
+        """
         for p in partitions:
             if p in self.done:
                 self.done.discard(p)
                 if not self.copies.get(p) and p not in self.pending:
                     self.pending.append(p)
+            elif p not in self._all and not self.zombie:
+                self._all.add(p)
+                self.partitions.append(p)
+                self.pending.append(p)
 
     def make_speculatable(self, partition: int) -> bool:
         """Let ``partition`` get a copy now (its only copy cannot make progress)."""
