@@ -5,7 +5,7 @@
 A word stream arrives over ``socketTextStream`` from a generator process at ``--rate`` words/s,
 1 s batches, on ``local[2]``. ``mapWithState`` counts the words into a state that starts with
 1,000,000 keys (``initialState``). Its snapshots are registered as a view. A query thread looks
-up a random key every 20 ms for ``--seconds`` seconds and times each lookup. The script prints
+up a random key every 20 ms (``--every``) for ``--seconds`` seconds and times each lookup. The script prints
 the median and p99 latency and the stream's median processing time per batch, which says how
 loaded the stream was (half of its capacity when it is about 0.5 s). The anchors, in the same
 run: one core's ``collections.Counter.update`` of one batch of the same words into a
@@ -42,6 +42,7 @@ def main() -> int:
     ap.add_argument("--rate", type=int, default=100_000)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--keys", type=int, default=1_000_000)
+    ap.add_argument("--every", type=float, default=0.02, help="seconds between lookups")
     a = ap.parse_args()
     print(load_note(), flush=True)
     source = TextSource(a.rate, vocab=10_000)
@@ -76,7 +77,7 @@ def main() -> int:
                 latencies.append((time.perf_counter() - t0) * 1000)
                 if not got or got[0] < 1:
                     wrong.append(f"k{i}: {got}")
-                time.sleep(0.02)
+                time.sleep(a.every)
 
         t = threading.Thread(target=query)
         t.start()

@@ -359,6 +359,13 @@ KEYS: dict[str, ConfigKey] = dict(
             "(needs `rich`; `--quiet` turns it off; never shown when output is not a TTY).",
         ),
         _k(
+            "dstreams.locality.wait",
+            "3s",
+            "How long a task whose cached input lives on another executor waits for a free slot "
+            "there before it runs elsewhere and fetches the input (Spark's delay scheduling). "
+            "Executors that do not answer are not waited for; received blocks never are.",
+        ),
+        _k(
             "dstreams.scheduler.mode",
             "FAIR",
             "How jobs that run at once share the executors: `FAIR` (pools, see "

@@ -9,9 +9,13 @@ Failure detection: a worker that dies (even by SIGKILL) closes its socket, so it
 thread sees end-of-file at once; a monitor thread also polls the processes every heartbeat
 interval. Either way the backend posts ``ExecutorLost`` and starts a replacement, which joins
 under a new executor id. The monitor also pings every worker each heartbeat; a worker that has
-said nothing for ``dstreams.executor.unresponsiveTimeout`` (stopped with SIGSTOP, or stuck in
-native code holding the GIL) is reported ``ExecutorUnresponsive``, and ``ExecutorResponsive``
-once it answers again. Its process is left alone: it may resume.
+said nothing for ``dstreams.executor.unresponsiveTimeout`` is reported ``ExecutorUnresponsive``,
+and ``ExecutorResponsive`` once it answers again. Its process is left alone: it may resume.
+Silence alone is not enough where the kernel says more (Linux ``/proc``): a silent worker
+whose CPU time still grows is busy (a task in a long C call holds the GIL, so its reply thread
+cannot run: pickling a large state, say), and is not reported; one that is stopped (SIGSTOP)
+or has used no CPU for the whole timeout (wedged) is. A slow task on a busy worker is a
+straggler, which speculation handles by task duration.
 
 Workers are started with ``subprocess`` rather than ``multiprocessing`` so that the user's
 ``__main__`` is never re-imported in a worker (PySpark scripts often have no
@@ -52,7 +56,7 @@ from dstreams.scheduler.task import TaskSpec
 from dstreams.serde import dumps_code
 from dstreams.storage.blocks import no_delay, socket_path
 
-__all__ = ["LocalBackend"]
+__all__ = ["LocalBackend", "process_cpu"]
 
 log = logging.getLogger("dstreams.executor")
 
@@ -78,6 +82,8 @@ class _Worker:
     last_heard: float = 0.0  # monotonic time of the last message from the worker
     unresponsive: bool = False
     storage: Any = None  # (memory used, blocks) of its block store, from the last pong
+    cpu: int = -1  # CPU clock ticks of the process at the last look (-1: unknown)
+    cpu_moved: float = 0.0  # monotonic time its CPU time last grew
 
 
 class LocalBackend(ExecutorBackend):
@@ -224,7 +230,9 @@ class LocalBackend(ExecutorBackend):
                 if w.conn is None:
                     continue
                 silent = now - w.last_heard
-                if silent > self._silence and not w.unresponsive:
+                if silent > self._silence and not w.unresponsive and self._busy(w, now):
+                    pass  # computing, not stopped: a long C call keeps its reply thread out
+                elif silent > self._silence and not w.unresponsive:
                     w.unresponsive = True
                     log.warning("executor %s has not answered for %.1fs", w.executor_id, silent)
                     event: Any = ExecutorUnresponsive(w.executor_id, silent)
@@ -243,6 +251,19 @@ class LocalBackend(ExecutorBackend):
                         pass  # its reader sees the closed connection and reports the loss
                     finally:
                         w.lock.release()
+
+    def _busy(self, w: _Worker, now: float) -> bool:
+        """Whether a silent worker process is running and has used CPU within the timeout."""
+        if not isinstance(w.proc, subprocess.Popen):
+            return False  # not a process of this machine: silence is all there is
+        seen = process_cpu(w.proc.pid)
+        if seen is None:
+            return False
+        state, ticks = seen
+        if ticks != w.cpu:  # grew since the last look (the first look counts as growth)
+            w.cpu_moved = now
+            w.cpu = ticks
+        return state not in ("T", "t", "Z", "X") and now - w.cpu_moved <= self._silence
 
     def _lost(self, w: _Worker, reason: str) -> None:
         with self._lock:
@@ -416,3 +437,17 @@ class LocalBackend(ExecutorBackend):
         self._listener.close()
         if self._own_scratch:
             shutil.rmtree(self._scratch, ignore_errors=True)
+
+
+def process_cpu(pid: int) -> tuple[str, int] | None:
+    """``(state, user + system CPU ticks)`` of a process from ``/proc``, None where unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            text = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    fields = text[text.rfind(")") + 2 :].split()  # after "pid (comm) "
+    try:
+        return fields[0], int(fields[11]) + int(fields[12])
+    except (IndexError, ValueError):
+        return None

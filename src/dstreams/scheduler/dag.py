@@ -132,12 +132,15 @@ class DAGScheduler:
         kill_timeout: float | None = 10.0,
         mode: SchedulingMode = "FAIR",
         pools: dict[str, Pool] | None = None,
+        locality_wait: float = 0.0,
     ):
         if max_failures < 1:
             raise ValueError(f"dstreams.task.maxFailures={max_failures} must be at least 1")
         if mode not in ("FIFO", "FAIR"):
             raise ValueError(f"dstreams.scheduler.mode={mode!r} must be FIFO or FAIR")
         self.max_failures = max_failures
+        #: seconds a task whose cached input is elsewhere waits for a slot there (delay scheduling)
+        self.locality_wait = locality_wait
         self.mode: SchedulingMode = mode
         self.pools: dict[str, Pool] = dict(pools or {})
         #: a killed task still running after this long gets its executor killed (None: never)
@@ -397,21 +400,28 @@ class DAGScheduler:
             self._stage_done(stage, actions)
             return
         stage.attempt += 1
-        prefs = {p: self._preferred(stage, p) for p in parts}
+        prefs: dict[int, set[str]] = {}
+        held: dict[int, set[str]] = {}
+        for p in parts:
+            cached, _, wanted = self._task_inputs(stage.rdd, p)
+            on = {loc[0] for loc in cached.values()}
+            if on:
+                held[p] = on
+            soft = {e for e in wanted if e in self.executors}
+            if soft:
+                prefs[p] = soft
         stage.tsm = TaskSetManager(
             stage.id,
             stage.attempt,
             parts,
             self.max_failures,
-            {p: s for p, s in prefs.items() if s},
+            prefs,
             self.speculation,
             max((ex.slots for ex in self.executors.values()), default=1),
+            held,
+            self.locality_wait,
         )
         self.running.append(stage)
-
-    def _preferred(self, stage: Stage, partition: int) -> set[str]:
-        cached, _, wanted = self._task_inputs(stage.rdd, partition)
-        return {loc[0] for loc in cached.values()} | {e for e in wanted if e in self.executors}
 
     def _task_inputs(
         self, rdd: RDD[Any], partition: int
@@ -460,6 +470,7 @@ class DAGScheduler:
                 break
             # one task per decision: the order changes with every launch (FAIR pools)
             order = order_stages(ready, lambda st: in_flight.get(st.id, 0), self.pools, self.mode)
+            usable = {e for e, x in self.executors.items() if x.responsive}
             # the idlest executors first: a retried or recomputed task goes to a free worker
             # (for example a replacement that just joined) rather than queueing behind a busy one
             for eid, ex in sorted(self.executors.items(), key=lambda kv: -kv[1].free):
@@ -469,7 +480,7 @@ class DAGScheduler:
                     tsm = stage.tsm
                     assert tsm is not None
                     tid = next(self._task_ids)
-                    offer = tsm.offer(eid, tid, now)
+                    offer = tsm.offer(eid, tid, now, usable)
                     if offer is None:
                         continue
                     ex.free -= 1

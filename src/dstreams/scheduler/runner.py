@@ -137,6 +137,7 @@ class JobRunner:
             reaper / 1000.0 if reaper > 0 else None,
             mode,  # type: ignore[arg-type]
             pools_from_conf(conf),
+            conf.get_duration_ms("dstreams.locality.wait") / 1000.0,
         )
         self.backend = backend
         self.clock = clock

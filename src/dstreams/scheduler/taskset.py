@@ -17,14 +17,19 @@ more tasks than one executor has slots, ``duration_threshold`` (when set) is the
 wins. The DAG scheduler can also mark a partition speculatable directly
 (``make_speculatable``): a task queued on an executor that stopped answering is copied at once.
 
-Locality: ``offer(executor)`` prefers a pending partition whose cached input lives on that
-executor, then one without preference, then any (the task will fetch its input remotely).
+Locality: ``offer(executor)`` prefers a pending partition whose input lives on that executor,
+then one without preference, then any (the task will fetch its input remotely). Delay
+scheduling (Spark's ``spark.locality.wait``) holds back a partition whose *cached* input lives
+on other executors that can take tasks (``usable``): it runs elsewhere only once the task set
+has launched nothing where its data is for ``locality_wait`` seconds. Fetching a large cached
+partition (a state of a million keys) costs far more than waiting for a slot where it lives.
+Inputs that are cheap to move (received blocks) are preferences only, never waited for.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 __all__ = ["TaskSetManager", "Offer", "RunningTask", "SpeculationConfig"]
@@ -67,6 +72,9 @@ class TaskSetManager:
     preferred: dict[int, set[str]] = field(default_factory=dict)
     speculation: SpeculationConfig = field(default_factory=SpeculationConfig)
     slots_per_executor: int = 1
+    #: partition -> executors holding its cached input (waited for up to ``locality_wait``)
+    cached_on: dict[int, set[str]] = field(default_factory=dict)
+    locality_wait: float = 0.0
 
     def __post_init__(self) -> None:
         self.pending: list[int] = list(self.partitions)
@@ -79,13 +87,25 @@ class TaskSetManager:
         self.speculatable: set[int] = set()
         self.zombie = False
         self._all = set(self.partitions)
+        self._local_at: float | None = None  # the last launch where the data was (or start)
 
     # -- launching -----------------------------------------------------------------------------
-    def offer(self, executor_id: str, task_id: int, now: float) -> Offer | None:
-        """Pick a partition to run on ``executor_id`` as task ``task_id``, or None."""
+    def offer(
+        self,
+        executor_id: str,
+        task_id: int,
+        now: float,
+        usable: Collection[str] | None = None,
+    ) -> Offer | None:
+        """Pick a partition to run on ``executor_id`` as task ``task_id``, or None.
+
+        ``usable``: the executors that can take tasks now (for delay scheduling; None: all).
+        """
         if self.zombie:
             return None
-        p = self._pick_pending(executor_id)
+        if self._local_at is None:
+            self._local_at = now
+        p = self._pick_pending(executor_id, now, usable)
         speculative = False
         if p is None:
             p = self._pick_speculatable(executor_id)
@@ -98,19 +118,39 @@ class TaskSetManager:
         self.copies.setdefault(p, set()).add(task_id)
         return Offer(p, attempt, speculative)
 
-    def _pick_pending(self, executor_id: str) -> int | None:
+    def _pick_pending(
+        self, executor_id: str, now: float, usable: Collection[str] | None
+    ) -> int | None:
         if not self.pending:
             return None
-        if self.preferred:
-            fallback = None
-            for i, p in enumerate(self.pending):
-                prefs = self.preferred.get(p)
-                if prefs and executor_id in prefs:
-                    return self.pending.pop(i)
-                if fallback is None and not prefs:
-                    fallback = i
-            return self.pending.pop(fallback if fallback is not None else 0)
-        return self.pending.pop(0)
+        if not self.preferred and not self.cached_on:
+            return self.pending.pop(0)
+        fallback = None  # no preference at all
+        movable = None  # preferences, but no cached input that could wait where it lives
+        for i, p in enumerate(self.pending):
+            held = self.cached_on.get(p)
+            prefs = self.preferred.get(p)
+            if (held and executor_id in held) or (prefs and executor_id in prefs):
+                self._local_at = now
+                return self.pending.pop(i)
+            if fallback is None and not prefs and not held:
+                fallback = i
+            if movable is None and not self._waits(held, usable):
+                movable = i
+        if fallback is not None:
+            return self.pending.pop(fallback)
+        if movable is not None:
+            return self.pending.pop(movable)
+        assert self._local_at is not None
+        if now - self._local_at >= self.locality_wait:
+            return self.pending.pop(0)
+        return None
+
+    def _waits(self, held: set[str] | None, usable: Collection[str] | None) -> bool:
+        """Whether a partition whose cached input is on ``held`` waits for one of them."""
+        if not held or self.locality_wait <= 0:
+            return False
+        return usable is None or any(e in usable for e in held)
 
     def _pick_speculatable(self, executor_id: str) -> int | None:
         for p in sorted(self.speculatable):
