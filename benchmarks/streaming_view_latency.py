@@ -4,12 +4,12 @@
 
 A word stream arrives over ``socketTextStream`` from a generator process at ``--rate`` words/s,
 1 s batches, on ``local[2]``. ``mapWithState`` counts the words into a state that starts with
-1,000,000 keys (``initialState``). Its snapshots are registered as a view. A query thread looks
-up a random key every 20 ms (``--every``) for ``--seconds`` seconds and times each lookup. The script prints
-the median and p99 latency and the stream's median processing time per batch, which says how
-loaded the stream was (half of its capacity when it is about 0.5 s). The anchors, in the same
-run: one core's ``collections.Counter.update`` of one batch of the same words into a
-1 M-key Counter, and a lookup in that Counter.
+1,000,000 keys (``initialState``). Its snapshots are registered as a view. A query thread
+looks up a random key every 20 ms (``--every``) for ``--seconds`` seconds and times each
+lookup. The script prints the median and p99 latency and the stream's median processing time
+per batch, which says how loaded the stream was (half of its capacity when it is about
+0.5 s). The anchors, in the same run: one core's ``collections.Counter.update`` of one batch
+of the same words into a 1 M-key Counter, and a lookup in that Counter.
 """
 
 from __future__ import annotations
