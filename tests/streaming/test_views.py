@@ -195,3 +195,84 @@ def test_views_are_read_over_rest_with_a_key_and_a_limit(tmp_path) -> None:
                 assert info.value.code == code, path
         finally:
             ssc.stop(stopSparkContext=False)
+
+
+def test_queries_across_driver_sigkills_see_whole_batches_and_lose_nothing(tmp_path) -> None:
+    """``tools/views_driver.py`` is SIGKILLed at random moments (fixed seed) while files keep
+    arriving and a thread queries the view; a last run drains. Every answer any run gave is the
+    state of whole files, each counted once (a marker word per file is 1, and the other words
+    add up to those files), and no answer forgets a file an earlier answer had."""
+    import json
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    rng = random.Random(12)
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "staging").mkdir()
+    files: dict[str, Counter[str]] = {}
+
+    def feed(n: int) -> None:
+        for _ in range(n):
+            i = len(files)
+            words = Counter(rng.choice("abcde") for _ in range(rng.randint(1, 20)))
+            files[f"m{i}"] = words
+            text = " ".join([f"m{i}", *words.elements()])
+            staged = tmp_path / "staging" / f"f{i}.txt"
+            staged.write_text(text + "\n")
+            staged.rename(tmp_path / "inbox" / staged.name)
+
+    env = dict(os.environ, PYTHONPATH=str(root / "src"), DSTREAMS_CONF_UI__ENABLED="false")
+    program = [sys.executable, str(root / "tools" / "views_driver.py"), str(tmp_path)]
+    pids: list[int] = []
+
+    def start() -> subprocess.Popen[str]:
+        proc = subprocess.Popen(program, env=env, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdout.readline().startswith("started")
+        pids.append(proc.pid)
+        return proc
+
+    for _ in range(3):
+        proc = start()
+        deadline = time.monotonic() + rng.uniform(1.0, 2.5)
+        while time.monotonic() < deadline:
+            feed(1)
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        feed(rng.randint(0, 3))  # while the driver is dead
+
+    def answers(pid: int) -> list[dict[str, int]]:
+        found = sorted(
+            (int(p.stem.split("-")[1]), p) for p in (tmp_path / "snaps").glob(f"{pid}-*.json")
+        )
+        return [json.loads(p.read_text()) for _, p in found]
+
+    proc = start()
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        last = answers(proc.pid)
+        if last and all(m in last[-1] for m in files):
+            break
+        time.sleep(0.2)
+    (tmp_path / "stop").touch()
+    assert proc.wait(60) == 0
+    seen: set[str] = set()
+    checked = 0
+    for pid in pids:
+        for counts in answers(pid):
+            markers = {k for k in counts if k.startswith("m")}
+            assert all(counts[m] == 1 for m in markers), "a file was counted twice"
+            want: Counter[str] = Counter()
+            for m in markers:
+                want.update(files[m])
+            assert {k: v for k, v in counts.items() if not k.startswith("m")} == dict(want)
+            assert seen <= markers, f"an answer forgot files {sorted(seen - markers)[:5]}"
+            seen = markers
+            checked += 1
+    assert seen == set(files), "the last answer is missing files"
+    assert checked > 20 and len(pids) == 4

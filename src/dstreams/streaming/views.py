@@ -10,9 +10,9 @@ result (``lookup``, ``filter``, ``collect``, ``join`` with a static RDD).
 each view (10 by default). An RDD that the view itself persisted is unpersisted when it falls
 out; a state stream's RDDs are left to the stream.
 
-Query jobs share the executors with the streaming jobs. For now they take turns with them job
-by job (a query waits for the running streaming job, and the next batch waits for a running
-query); tasks do not interleave yet.
+Query jobs share the executors with the streaming jobs through the scheduler's FAIR pools
+(``scheduler/pools.py``): batches run in the ``streaming`` pool, queries in ``default``, and a
+query's tasks take free slots between streaming tasks.
 """
 
 from __future__ import annotations
