@@ -402,14 +402,14 @@ class DAGScheduler:
         stage.attempt += 1
         prefs: dict[int, set[str]] = {}
         held: dict[int, set[str]] = {}
-        for p in parts:
-            cached, _, wanted = self._task_inputs(stage.rdd, p)
+        for part in parts:
+            cached, _, wanted = self._task_inputs(stage.rdd, part)
             on = {loc[0] for loc in cached.values()}
             if on:
-                held[p] = on
+                held[part] = on
             soft = {e for e in wanted if e in self.executors}
             if soft:
-                prefs[p] = soft
+                prefs[part] = soft
         stage.tsm = TaskSetManager(
             stage.id,
             stage.attempt,
