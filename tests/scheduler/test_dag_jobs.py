@@ -26,6 +26,16 @@ def shuffled(ctx, maps=4, reduces=2):
     return ctx.parallelize(maps).map(lambda x: (x, 1)).reduceByKey(add, reduces)
 
 
+def drain(h, pending, job_id):
+    """Finish ``pending`` and every launch that follows; the JobSucceeded of ``job_id``."""
+    result = None
+    while pending:
+        out = h.finish(pending.pop(0))
+        pending += launches(out)
+        result = result or succeeded(out, job_id)
+    return result
+
+
 def test_a_query_task_takes_the_next_free_slot_during_a_long_stage(ctx):
     # two executors with two slots each; the streaming job has 12 tasks
     h = Harness(pools={"streaming": Pool("streaming", weight=2, min_share=1)})
@@ -41,12 +51,7 @@ def test_a_query_task_takes_the_next_free_slot_during_a_long_stage(ctx):
     assert succeeded(out, 1).results == ["answer"]
     assert list(h.dag.jobs) == [0], "the streaming job goes on"
     # the rest of the streaming job runs to the end
-    pending = queued + launches(out)
-    results = None
-    while pending:
-        out = h.finish(pending.pop(0))
-        pending += launches(out)
-        results = results or succeeded(out, 0)
+    results = drain(h, queued + launches(out), 0)
     assert results is not None and len(results.results) == 12
 
 
@@ -112,12 +117,7 @@ def test_a_failing_query_does_not_touch_the_streaming_job(ctx):
     out = h.fail(q)
     assert "failed 2 times" in str(failed(out, 1).error)
     assert failed(out, 0) is None and list(h.dag.jobs) == [0]
-    stream += launches(out)
-    result = None
-    while stream:
-        out = h.finish(stream.pop(0))
-        stream += launches(out)
-        result = result or succeeded(out, 0)
+    result = drain(h, stream + launches(out), 0)
     assert result is not None and len(result.results) == 6
 
 

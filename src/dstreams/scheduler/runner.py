@@ -33,7 +33,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from dstreams.conf import Conf
@@ -75,7 +75,6 @@ class _Waiter:
     job_id: int
     props: dict[str, str]
     outcome: JobSucceeded | JobFailed | None = None
-    started: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,13 +94,6 @@ class _Abort:
 
     job_id: int
     reason: str
-
-
-@dataclass
-class _Payloads:
-    """Payload ids encoded per stage, forgotten on the workers once the stage is dropped."""
-
-    by_stage: dict[int, list[int]] = field(default_factory=dict)
 
 
 class JobRunner:
@@ -151,7 +143,8 @@ class JobRunner:
         self._tick = conf.get_duration_ms("dstreams.executor.heartbeatInterval") / 1000.0
         self._last_tick = 0.0
         self._payload_ids = itertools.count()
-        self._payloads = _Payloads()
+        #: payload ids encoded per stage, forgotten on the workers once the stage is dropped
+        self._stage_payloads: dict[int, list[int]] = {}
         self._job_ids = itertools.count()
         self._next_job = 0
         self._cancel_before = 0
@@ -273,7 +266,6 @@ class JobRunner:
     def _start(self, sub: _Submit) -> None:
         w = sub.waiter
         self._waiters[w.job_id] = w
-        w.started = True
         if self.bus.active:
             self._progress.job_started(w.job_id, w.props)
         if w.job_id < self._cancel_before:  # cancelled before its turn came
@@ -293,10 +285,10 @@ class JobRunner:
         if w is None:
             return
         self.jobs_run += 1
-        dropped = [sid for sid in self._payloads.by_stage if sid not in self.dag.stages]
+        dropped = [sid for sid in self._stage_payloads if sid not in self.dag.stages]
         forget: list[int] = []
         for sid in dropped:
-            forget += self._payloads.by_stage.pop(sid)
+            forget += self._stage_payloads.pop(sid)
         self.backend.forget_payloads(forget)
         if self.bus.active:
             self._progress.job_ended(
@@ -358,7 +350,7 @@ class JobRunner:
             stage.payload = encode_stage(stage.rdd, stage.func, partitioner, frontier)
             stage.frontier = frontier
             stage.payload_id = next(self._payload_ids)
-            self._payloads.by_stage.setdefault(stage.id, []).append(stage.payload_id)
+            self._stage_payloads.setdefault(stage.id, []).append(stage.payload_id)
         return stage.payload_id
 
     def stop(self, timeout: float = 1.0) -> None:
