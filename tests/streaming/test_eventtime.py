@@ -15,6 +15,7 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
+from crashing import kill_while_feeding
 
 from dstreams.streaming import StreamingListener
 from dstreams.streaming.operators.eventtime import EventWindow, window_starts
@@ -264,15 +265,7 @@ def test_driver_sigkills_emit_every_final_window_exactly_once(tmp_path) -> None:
         assert proc.stdout is not None and proc.stdout.readline().startswith("started")
         return proc
 
-    for _ in range(4):
-        proc = start()
-        deadline = time.monotonic() + rng.uniform(0.5, 2.0)
-        while time.monotonic() < deadline:
-            feed(1)
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        feed(rng.randint(0, 3))  # while the driver is dead
+    kill_while_feeding(start, feed, rng, 4, (0.5, 2.0))
     (tmp_path / "inbox" / "flush.txt").write_text(f"flush {clock['ts'] + 1000:.3f} 0\n")
     proc = start()
     db = tmp_path / "out.db"

@@ -14,6 +14,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from crashing import kill_while_feeding
 
 from dstreams.testing import TestSource, manual_context, run_batches
 
@@ -205,7 +206,6 @@ def test_queries_across_driver_sigkills_see_whole_batches_and_lose_nothing(tmp_p
     import json
     import os
     import random
-    import signal
     import subprocess
     import sys
     from pathlib import Path
@@ -236,15 +236,7 @@ def test_queries_across_driver_sigkills_see_whole_batches_and_lose_nothing(tmp_p
         pids.append(proc.pid)
         return proc
 
-    for _ in range(3):
-        proc = start()
-        deadline = time.monotonic() + rng.uniform(1.0, 2.5)
-        while time.monotonic() < deadline:
-            feed(1)
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        feed(rng.randint(0, 3))  # while the driver is dead
+    kill_while_feeding(start, feed, rng, 3, (1.0, 2.5))
 
     def answers(pid: int) -> list[dict[str, int]]:
         found = sorted(

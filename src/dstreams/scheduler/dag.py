@@ -459,6 +459,7 @@ class DAGScheduler:
     def _launch(self, actions: list[Any], now: float) -> None:
         if not self.running:
             return
+        usable = {e for e, x in self.executors.items() if x.responsive}
         in_flight: dict[int, int] = {}
         for st, _, _ in self.tasks.values():
             in_flight[st.id] = in_flight.get(st.id, 0) + 1
@@ -470,7 +471,6 @@ class DAGScheduler:
                 break
             # one task per decision: the order changes with every launch (FAIR pools)
             order = order_stages(ready, lambda st: in_flight.get(st.id, 0), self.pools, self.mode)
-            usable = {e for e, x in self.executors.items() if x.responsive}
             # the idlest executors first: a retried or recomputed task goes to a free worker
             # (for example a replacement that just joined) rather than queueing behind a busy one
             for eid, ex in sorted(self.executors.items(), key=lambda kv: -kv[1].free):
